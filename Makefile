@@ -1,0 +1,41 @@
+# jettag: `make serve` serves the default models from models/; `make test` runs everything CI runs.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The ONNX Runtime shared library comes from the onnxruntime wheel (ort uses load-dynamic).
+ORT_DYLIB_PATH = $(abspath $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*)))
+export ORT_DYLIB_PATH
+# Larger test data (read in place, never copied); tests that need it skip with a message when absent.
+JETTAG_DATA ?= $(abspath ../shared/data)
+export JETTAG_DATA
+CARGO ?= cargo
+
+.PHONY: all build serve test venv fixtures bench clean-venv
+
+all: build
+
+$(VENV)/.stamp: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+build:
+	$(CARGO) build --release --workspace
+
+serve: venv
+	$(CARGO) run --release -p jettag -- serve --models models
+
+test: venv
+	@echo "ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)"
+	@echo "JETTAG_DATA=$(JETTAG_DATA)"
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+bench: venv
+	$(CARGO) bench -p jettag-core --bench preprocess
+
+clean-venv:
+	rm -rf $(VENV)
