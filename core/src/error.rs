@@ -15,6 +15,15 @@ pub enum JetError {
     TooManyConstituents { n: usize, limit: usize },
     #[error("component arrays differ in length: px {px}, py {py}, pz {pz}, energy {energy}")]
     LengthMismatch { px: usize, py: usize, pz: usize, energy: usize },
+    /// px = py = 0: pseudorapidity is infinite, so the particle has no place in the (η, φ) plane.
+    #[error("constituent {index} has zero transverse momentum (px = py = 0)")]
+    ZeroPt { index: usize },
+    /// The constituents' transverse momenta cancel, so the jet axis has no direction in η.
+    #[error("jet has zero transverse momentum (its constituents' px, py cancel)")]
+    ZeroJetPt,
+    /// The preprocessing parameters themselves are unusable (k = 0, oversample ≤ 0, …).
+    #[error("invalid tokenizer configuration: {reason}")]
+    InvalidConfig { reason: String },
 }
 
 /// Why a ROOT file cannot be read; always names the file and, where one is at fault, the branch.

@@ -1,6 +1,9 @@
 //! Per-particle features (DESIGN.md section 3): the 7 kinematic features of ParT.
 use serde::{Deserialize, Serialize};
 
+use crate::kinematics::{pseudorapidity, pt, wrap_phi};
+use crate::{Jet, JetError};
+
 /// Number of per-particle features: deta, dphi, log_pt, log_e, log_ptrel, log_erel, delta_r.
 pub const N_FEATURES: usize = 7;
 
@@ -27,6 +30,22 @@ impl Default for FeatureConstants {
     }
 }
 
+impl FeatureConstants {
+    /// `(x - c) * s`, clipped to [-5, 5] where configured; computed in f64.
+    #[inline]
+    fn apply(&self, raw: [f64; N_FEATURES]) -> [f32; N_FEATURES] {
+        let mut out = [0.0f32; N_FEATURES];
+        for f in 0..N_FEATURES {
+            let mut v = (raw[f] - self.center[f] as f64) * self.scale[f] as f64;
+            if self.clip[f] {
+                v = v.clamp(-5.0, 5.0);
+            }
+            out[f] = v as f32;
+        }
+        out
+    }
+}
+
 /// The features of a jet's kept particles (pT-sorted, truncated to `max_particles`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParticleFeatures {
@@ -38,4 +57,68 @@ pub struct ParticleFeatures {
     pub eta_phi: Vec<[f64; 2]>,
     /// Kept particles' four-momenta (px, py, pz, E) in GeV, same order as `features`.
     pub p4: Vec<[f64; 4]>,
+}
+
+/// Validates a jet and computes its particle features.
+///
+/// The jet axis is the four-vector sum of *all* constituents (before truncation, as ParT);
+/// particles are ordered by pT descending with ties in input order, and the first
+/// `max_particles` are kept. `deta = (η − η_jet)·sign(η_jet)` with sign(0) = +1, so that the
+/// forward direction is the same for jets in both hemispheres.
+pub fn particle_features(
+    jet: &Jet,
+    max_particles: usize,
+    max_constituents: usize,
+    consts: &FeatureConstants,
+) -> Result<ParticleFeatures, JetError> {
+    jet.validate(max_constituents)?;
+    let n = jet.n_constituents();
+
+    let (mut jpx, mut jpy, mut jpz, mut je) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut pts = Vec::with_capacity(n);
+    for i in 0..n {
+        let (px, py) = (jet.px[i] as f64, jet.py[i] as f64);
+        jpx += px;
+        jpy += py;
+        jpz += jet.pz[i] as f64;
+        je += jet.energy[i] as f64;
+        pts.push(pt(px, py));
+    }
+    let jet_pt = pt(jpx, jpy);
+    if !(jet_pt > 0.0) {
+        return Err(JetError::ZeroJetPt);
+    }
+    let jet_eta = pseudorapidity(jpz, jet_pt);
+    let jet_phi = jpy.atan2(jpx);
+    let eta_sign = if jet_eta < 0.0 { -1.0 } else { 1.0 };
+
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    // Stable: equal pT keeps input order.
+    order.sort_by(|&a, &b| pts[b as usize].total_cmp(&pts[a as usize]));
+    let kept = n.min(max_particles);
+    order.truncate(kept);
+
+    let mut features = Vec::with_capacity(kept);
+    let mut eta_phi = Vec::with_capacity(kept);
+    let mut p4 = Vec::with_capacity(kept);
+    for &i in &order {
+        let i = i as usize;
+        let (px, py, pz, e) = (jet.px[i] as f64, jet.py[i] as f64, jet.pz[i] as f64, jet.energy[i] as f64);
+        let pt_i = pts[i];
+        let deta = (pseudorapidity(pz, pt_i) - jet_eta) * eta_sign;
+        let dphi = wrap_phi(py.atan2(px) - jet_phi);
+        let raw = [
+            deta,
+            dphi,
+            pt_i.ln(),
+            e.ln(),
+            (pt_i / jet_pt).ln(),
+            (e / je).ln(),
+            (deta * deta + dphi * dphi).sqrt(),
+        ];
+        features.push(consts.apply(raw));
+        eta_phi.push([deta, dphi]);
+        p4.push([px, py, pz, e]);
+    }
+    Ok(ParticleFeatures { n_constituents: n, features, eta_phi, p4 })
 }

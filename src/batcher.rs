@@ -1,0 +1,371 @@
+//! The per-model micro-batcher (DESIGN.md section 6).
+//!
+//! Request handlers [`Batcher::submit`] tokenized jets and await a oneshot reply. One batching
+//! task per model owns the queue's order: it waits until the queue holds `max_batch_jets` jets
+//! or its oldest jet has waited `max_queue_delay`, then until a worker is free, and only then
+//! cuts a batch, so jets that arrive while every worker is busy join the next batch. Requests
+//! larger than a batch are split across batches, small ones merged; each reply is sent when
+//! the last part of its request is computed. Work whose caller went away (its receiver is
+//! dropped, e.g. the client cancelled or the handler's deadline fired) or whose deadline has
+//! passed is dropped when the batch is cut, before compute. A full queue refuses at once.
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jettag_core::{collate, TokenizedJet};
+use thiserror::Error;
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::metrics::Metrics;
+use crate::runtime::{Outputs, SessionPool};
+
+/// Batching parameters of one model.
+#[derive(Debug, Clone, Copy)]
+pub struct BatcherConfig {
+    pub max_batch_jets: usize,
+    pub max_queue_delay: Duration,
+    /// Jets the queue may hold (queued, not yet cut into a batch).
+    pub queue_capacity: usize,
+}
+
+/// Why a submission got no result.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum BatchError {
+    #[error("queue full: {queued} jets queued, capacity {capacity}, this request needs {requested}")]
+    QueueFull { requested: usize, queued: usize, capacity: usize },
+    #[error("the request's deadline passed before its jets were computed")]
+    DeadlineExceeded,
+    #[error("the model is shutting down")]
+    Closed,
+    #[error("inference failed: {0}")]
+    Compute(String),
+}
+
+/// The outputs for one request's jets, row-major, in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Computed {
+    pub n_jets: usize,
+    /// `[n_jets, n_classes]` (classifier models).
+    pub probs: Option<Vec<f32>>,
+    /// `[n_jets, embedding_dim]`
+    pub embedding: Vec<f32>,
+}
+
+type Reply = oneshot::Sender<Result<Computed, BatchError>>;
+
+/// One submitted request, shared by the queue and the batches that compute its parts.
+struct Pending {
+    jets: Vec<TokenizedJet>,
+    deadline: Option<Instant>,
+    reply: Mutex<Option<Reply>>,
+    out: Mutex<Computed>,
+    /// Jets not yet computed.
+    remaining: AtomicUsize,
+}
+
+impl Pending {
+    /// Whether the work should be dropped now, and why.
+    fn dead(&self, now: Instant) -> Option<&'static str> {
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Some("deadline");
+        }
+        match self.reply.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(tx) if !tx.is_closed() => None,
+            _ => Some("cancelled"),
+        }
+    }
+
+    fn fail(&self, err: BatchError) {
+        if let Some(tx) = self.reply.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(Err(err));
+        }
+    }
+
+    /// Stores rows `[start, start + len)` of this request from batch rows `row..row + len`.
+    fn fill(&self, start: usize, len: usize, outputs: &Outputs, row: usize, n_classes: usize, dim: usize) {
+        let done = {
+            let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+            if let (Some(dst), Some(src)) = (out.probs.as_mut(), outputs.probs.as_ref()) {
+                dst[start * n_classes..(start + len) * n_classes]
+                    .copy_from_slice(&src[row * n_classes..(row + len) * n_classes]);
+            }
+            out.embedding[start * dim..(start + len) * dim].copy_from_slice(&outputs.embedding[row * dim..(row + len) * dim]);
+            self.remaining.fetch_sub(len, Ordering::AcqRel) == len
+        };
+        if done {
+            let result = std::mem::replace(
+                &mut *self.out.lock().unwrap_or_else(|e| e.into_inner()),
+                Computed { n_jets: 0, probs: None, embedding: Vec::new() },
+            );
+            if let Some(tx) = self.reply.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = tx.send(Ok(result));
+            }
+        }
+    }
+}
+
+struct Entry {
+    pending: Arc<Pending>,
+    /// First jet of `pending` not yet cut into a batch.
+    next: usize,
+    enqueued: Instant,
+}
+
+impl Entry {
+    fn left(&self) -> usize {
+        self.pending.jets.len() - self.next
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    entries: VecDeque<Entry>,
+    jets: usize,
+    closed: bool,
+}
+
+/// A part of a request inside one batch.
+struct Segment {
+    pending: Arc<Pending>,
+    start: usize,
+    len: usize,
+}
+
+struct Shared {
+    model: String,
+    cfg: BatcherConfig,
+    k: usize,
+    n_classes: Option<usize>,
+    embedding_dim: usize,
+    queue: Mutex<Queue>,
+    notify: Notify,
+    metrics: Arc<Metrics>,
+}
+
+/// Handle to one model's queue; cloning is cheap.
+#[derive(Clone)]
+pub struct Batcher {
+    shared: Arc<Shared>,
+}
+
+impl Batcher {
+    /// Starts the batching task on the current tokio runtime.
+    pub fn start(
+        model: &str,
+        cfg: BatcherConfig,
+        k: usize,
+        n_classes: Option<usize>,
+        embedding_dim: usize,
+        pool: Arc<SessionPool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            model: model.to_string(),
+            cfg,
+            k,
+            n_classes,
+            embedding_dim,
+            queue: Mutex::new(Queue::default()),
+            notify: Notify::new(),
+            metrics,
+        });
+        let workers = Arc::new(Semaphore::new(pool.instances()));
+        tokio::spawn(batching_loop(Arc::clone(&shared), pool, workers));
+        Self { shared }
+    }
+
+    /// Whether `n` more jets fit now (a cheap check before preprocessing).
+    pub fn has_room(&self, n: usize) -> Result<(), BatchError> {
+        let q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.room(&q, n)
+    }
+
+    fn room(&self, q: &Queue, n: usize) -> Result<(), BatchError> {
+        if q.closed {
+            return Err(BatchError::Closed);
+        }
+        let capacity = self.shared.cfg.queue_capacity;
+        if q.jets + n > capacity {
+            return Err(BatchError::QueueFull { requested: n, queued: q.jets, capacity });
+        }
+        Ok(())
+    }
+
+    /// Queues a request's jets; the receiver yields their outputs in order. Refuses at once
+    /// when they do not fit.
+    pub fn submit(
+        &self,
+        jets: Vec<TokenizedJet>,
+        deadline: Option<Instant>,
+    ) -> Result<oneshot::Receiver<Result<Computed, BatchError>>, BatchError> {
+        let n = jets.len();
+        let (tx, rx) = oneshot::channel();
+        if n == 0 {
+            let _ = tx.send(Ok(Computed {
+                n_jets: 0,
+                probs: self.shared.n_classes.map(|_| Vec::new()),
+                embedding: Vec::new(),
+            }));
+            return Ok(rx);
+        }
+        let out = Computed {
+            n_jets: n,
+            probs: self.shared.n_classes.map(|c| vec![0.0; n * c]),
+            embedding: vec![0.0; n * self.shared.embedding_dim],
+        };
+        let pending = Arc::new(Pending {
+            jets,
+            deadline,
+            reply: Mutex::new(Some(tx)),
+            out: Mutex::new(out),
+            remaining: AtomicUsize::new(n),
+        });
+        {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            self.room(&q, n)?;
+            q.jets += n;
+            q.entries.push_back(Entry { pending, next: 0, enqueued: Instant::now() });
+        }
+        self.shared.metrics.queue_jets.with_label_values(&[&self.shared.model]).add(n as i64);
+        self.shared.notify.notify_one();
+        Ok(rx)
+    }
+
+    /// Jets waiting now.
+    pub fn queued_jets(&self) -> usize {
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).jets
+    }
+
+    /// Refuses new work; queued work is still computed, then the batching task ends.
+    pub fn close(&self) {
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.shared.notify.notify_one();
+    }
+}
+
+async fn batching_loop(shared: Arc<Shared>, pool: Arc<SessionPool>, workers: Arc<Semaphore>) {
+    loop {
+        // 1. Wait for work.
+        loop {
+            let notified = shared.notify.notified();
+            {
+                let q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+                if !q.entries.is_empty() {
+                    break;
+                }
+                if q.closed {
+                    return;
+                }
+            }
+            notified.await;
+        }
+        // 2. Wait until the batch is full or its oldest jet has waited long enough.
+        loop {
+            let notified = shared.notify.notified();
+            let flush_at = {
+                let q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+                match q.entries.front() {
+                    None => break,
+                    Some(_) if q.jets >= shared.cfg.max_batch_jets || q.closed => break,
+                    Some(front) => front.enqueued + shared.cfg.max_queue_delay,
+                }
+            };
+            if Instant::now() >= flush_at {
+                break;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(flush_at.into()) => break,
+            }
+        }
+        // 3. Wait for a free worker; jets arriving meanwhile join this batch.
+        let Ok(permit) = Arc::clone(&workers).acquire_owned().await else { return };
+        // 4. Cut the batch.
+        let segments = cut_batch(&shared);
+        if segments.is_empty() {
+            continue;
+        }
+        let job_shared = Arc::clone(&shared);
+        let job = Box::new(move |session: &mut dyn crate::runtime::Infer| {
+            compute(&job_shared, session, segments, permit);
+        });
+        if pool.submit(job).is_err() {
+            tracing::error!(model = %shared.model, "worker pool stopped; failing queued work");
+            return;
+        }
+    }
+}
+
+/// Takes up to `max_batch_jets` jets from the front of the queue, dropping dead work.
+fn cut_batch(shared: &Shared) -> Vec<Segment> {
+    let now = Instant::now();
+    let metrics = &shared.metrics;
+    let mut segments = Vec::new();
+    let mut taken = 0;
+    let mut removed = 0;
+    {
+        let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        while taken < shared.cfg.max_batch_jets {
+            let Some(front) = q.entries.front_mut() else { break };
+            if let Some(reason) = front.pending.dead(now) {
+                let left = front.left();
+                metrics.dropped_jets.with_label_values(&[shared.model.as_str(), reason]).inc_by(left as u64);
+                if reason == "deadline" {
+                    front.pending.fail(BatchError::DeadlineExceeded);
+                }
+                removed += left;
+                q.entries.pop_front();
+                continue;
+            }
+            let len = front.left().min(shared.cfg.max_batch_jets - taken);
+            metrics
+                .queue_duration
+                .with_label_values(&[&shared.model])
+                .observe(now.duration_since(front.enqueued).as_secs_f64());
+            segments.push(Segment { pending: Arc::clone(&front.pending), start: front.next, len });
+            front.next += len;
+            taken += len;
+            removed += len;
+            if front.left() == 0 {
+                q.entries.pop_front();
+            }
+        }
+        q.jets -= removed;
+    }
+    metrics.queue_jets.with_label_values(&[&shared.model]).sub(removed as i64);
+    segments
+}
+
+/// Runs on a worker thread: collate, infer, hand each request its rows.
+fn compute(
+    shared: &Shared,
+    session: &mut dyn crate::runtime::Infer,
+    segments: Vec<Segment>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let start = Instant::now();
+    let jets: Vec<&TokenizedJet> =
+        segments.iter().flat_map(|s| s.pending.jets[s.start..s.start + s.len].iter()).collect();
+    let batch = collate(&jets, shared.k);
+    let result = session.infer(&batch);
+    let model = shared.model.as_str();
+    shared.metrics.compute_duration.with_label_values(&[model]).observe(start.elapsed().as_secs_f64());
+    match result {
+        Ok(outputs) => {
+            shared.metrics.batch_jets.with_label_values(&[model]).observe(jets.len() as f64);
+            shared.metrics.jets.with_label_values(&[model]).inc_by(jets.len() as u64);
+            let mut row = 0;
+            for s in &segments {
+                s.pending.fill(s.start, s.len, &outputs, row, shared.n_classes.unwrap_or(0), shared.embedding_dim);
+                row += s.len;
+            }
+        }
+        Err(e) => {
+            tracing::error!(model, error = %e, "batch failed");
+            for s in &segments {
+                s.pending.fail(BatchError::Compute(e.to_string()));
+            }
+        }
+    }
+}
