@@ -33,9 +33,16 @@ test: venv
 	@echo "JETTAG_DATA=$(JETTAG_DATA)"
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(PY) tests/deploy/validate.py
 
+# Measures the server against in-process ONNX Runtime and a plain Python gRPC server on
+# loopback and writes BENCHMARKS.md (about 10 minutes after the build; BENCH_ARGS=--quick for a
+# short check run). See loadtest/bench.py.
+BENCH_ARGS ?=
 bench: venv
-	$(CARGO) bench -p jettag-core --bench preprocess
+	$(CARGO) build --release -p jettag -p jettag-loadtest
+	$(PY) loadtest/bench.py --jettag target/release/jettag --loadtest target/release/jettag-loadtest \
+		--models models --out BENCHMARKS.md $(BENCH_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -357,7 +357,7 @@ fn compute(
             shared.metrics.jets.with_label_values(&[model]).inc_by(jets.len() as u64);
             let mut row = 0;
             for s in &segments {
-                s.pending.fill(s.start, s.len, &outputs, row, shared.n_classes.unwrap_or(0), shared.embedding_dim);
+                s.pending.fill(s.start, s.len, &outputs, 0, shared.n_classes.unwrap_or(0), shared.embedding_dim);
                 row += s.len;
             }
         }
@@ -367,5 +367,111 @@ fn compute(
                 s.pending.fail(BatchError::Compute(e.to_string()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Infer, ResolvedDevice, RuntimeError};
+    use jettag_core::{Batch, N_FEATURES, N_PAIR};
+
+    /// Stand-in model: jet `id` (stored in its centre) → probs [id, batch size], embedding [id].
+    struct Echo {
+        batches: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Infer for Echo {
+        fn infer(&mut self, batch: &Batch) -> Result<Outputs, RuntimeError> {
+            self.batches.lock().unwrap().push(batch.b);
+            let ids: Vec<f32> = (0..batch.b).map(|i| batch.centers[i * batch.t * 2]).collect();
+            Ok(Outputs {
+                b: batch.b,
+                probs: Some(ids.iter().flat_map(|&id| [id, batch.b as f32]).collect()),
+                embedding: ids,
+            })
+        }
+        fn warm_up(&mut self) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    fn jet(id: usize) -> TokenizedJet {
+        TokenizedJet {
+            n_constituents: 1,
+            features: vec![[0.0; N_FEATURES]],
+            token_particles: vec![vec![0]],
+            tokens: vec![0.0; N_FEATURES],
+            centers: vec![[id as f32, 0.0]],
+            pair: vec![0.0; N_PAIR],
+        }
+    }
+
+    fn jets(ids: std::ops::Range<usize>) -> Vec<TokenizedJet> {
+        ids.map(jet).collect()
+    }
+
+    fn start(max_batch_jets: usize, delay: Duration, capacity: usize) -> (Batcher, Arc<Mutex<Vec<usize>>>, Arc<Metrics>) {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let pool = SessionPool::start("echo", vec![Box::new(Echo { batches: Arc::clone(&batches) })], ResolvedDevice::Cpu);
+        let metrics = Arc::new(Metrics::new());
+        let cfg = BatcherConfig { max_batch_jets, max_queue_delay: delay, queue_capacity: capacity };
+        (Batcher::start("echo", cfg, 1, Some(2), 1, Arc::new(pool), Arc::clone(&metrics)), batches, metrics)
+    }
+
+    #[tokio::test]
+    async fn large_requests_are_split_and_reassembled_in_order() {
+        let (b, batches, _) = start(4, Duration::from_millis(1), 100);
+        let out = b.submit(jets(0..10), None).unwrap().await.unwrap().unwrap();
+        assert_eq!(out.embedding, (0..10).map(|i| i as f32).collect::<Vec<_>>());
+        assert_eq!(*batches.lock().unwrap(), vec![4, 4, 2]);
+        assert_eq!(out.n_jets, 10);
+    }
+
+    #[tokio::test]
+    async fn small_requests_are_merged_and_each_gets_its_rows() {
+        let (b, batches, _) = start(64, Duration::from_millis(100), 100);
+        let rx: Vec<_> = (0..3).map(|r| b.submit(jets(10 * r..10 * r + 2), None).unwrap()).collect();
+        for (r, rx) in rx.into_iter().enumerate() {
+            let out = rx.await.unwrap().unwrap();
+            assert_eq!(out.embedding, vec![(10 * r) as f32, (10 * r + 1) as f32]);
+            // Second probs column: the size of the batch the jets were computed in.
+            assert_eq!(out.probs.unwrap(), vec![(10 * r) as f32, 6.0, (10 * r + 1) as f32, 6.0]);
+        }
+        assert_eq!(*batches.lock().unwrap(), vec![6]);
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_does_not_wait_for_the_delay() {
+        let (b, _, _) = start(2, Duration::from_secs(600), 100);
+        let rx = b.submit(jets(0..2), None).unwrap();
+        let out = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("batch left when full");
+        assert_eq!(out.unwrap().unwrap().n_jets, 2);
+    }
+
+    #[tokio::test]
+    async fn dead_work_is_dropped_before_compute() {
+        let (b, batches, metrics) = start(64, Duration::from_millis(20), 100);
+        drop(b.submit(jets(0..3), None).unwrap()); // caller left
+        let expired = b.submit(jets(3..5), Some(Instant::now())).unwrap();
+        let live = b.submit(jets(5..6), None).unwrap();
+        assert_eq!(expired.await.unwrap(), Err(BatchError::DeadlineExceeded));
+        assert_eq!(live.await.unwrap().unwrap().embedding, vec![5.0]);
+        assert_eq!(*batches.lock().unwrap(), vec![1], "only the live jet was computed");
+        let dropped = |reason| metrics.dropped_jets.with_label_values(&["echo", reason]).get();
+        assert_eq!((dropped("cancelled"), dropped("deadline")), (3, 2));
+        assert_eq!(b.queued_jets(), 0);
+        assert_eq!(metrics.queue_jets.with_label_values(&["echo"]).get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let (b, _, _) = start(64, Duration::from_secs(600), 5);
+        let _first = b.submit(jets(0..3), None).unwrap();
+        assert_eq!(b.submit(jets(3..6), None).unwrap_err(), BatchError::QueueFull { requested: 3, queued: 3, capacity: 5 });
+        assert!(b.has_room(2).is_ok());
+        assert!(b.has_room(3).is_err());
+        b.close();
+        assert_eq!(b.submit(jets(0..1), None).unwrap_err(), BatchError::Closed);
     }
 }

@@ -3,6 +3,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(name = "jettag", version, about = "HEP-JEPA jet tagging: server and tools")]
 struct Cli {
@@ -16,11 +18,17 @@ enum Command {
     Serve(jettag::config::ServeArgs),
     /// Tag the jets of a ROOT file offline and write per-jet probabilities to CSV.
     Tag(jettag::offline::TagArgs),
+    /// Summarise ROOT files: jets, label counts, constituents, jet pT and mass percentiles.
+    Inspect(cli::inspect::InspectArgs),
+    /// Print one jet's model input (features, tokens, centres, pair features, mask).
+    Tokens(cli::tokens::TokensArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Inspect(args) => report("inspect", cli::inspect::run(args)),
+        Command::Tokens(args) => report("tokens", cli::tokens::run(args)),
         Command::Serve(args) => {
             jettag::init_logging();
             match jettag::server::run(args) {
@@ -53,6 +61,17 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// Exit status for the core subcommands: errors (which name file and branch) go to stderr.
+fn report(command: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jettag {command}: error: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

@@ -134,6 +134,12 @@ impl Metrics {
         self.model_info.with_label_values(&[model, &version.to_string(), device]).set(1);
         self.jets.with_label_values(&[model]);
         self.queue_jets.with_label_values(&[model]);
+        for h in [&self.queue_duration, &self.preprocess_duration, &self.compute_duration, &self.batch_jets] {
+            h.with_label_values(&[model]);
+        }
+        for method in ["Tag", "Embed", "TagStream"] {
+            self.request_duration.with_label_values(&[model, method]);
+        }
         for reason in ["deadline", "cancelled"] {
             self.dropped_jets.with_label_values(&[model, reason]);
         }

@@ -91,6 +91,8 @@ pub fn particle_features(
     let jet_eta = pseudorapidity(jpz, jet_pt);
     let jet_phi = jpy.atan2(jpx);
     let eta_sign = if jet_eta < 0.0 { -1.0 } else { 1.0 };
+    // ln(pT/pT_jet) = ln pT − ln pT_jet: two logarithms per jet instead of two per particle.
+    let (ln_jet_pt, ln_jet_e) = (jet_pt.ln(), je.ln());
 
     let mut order: Vec<u32> = (0..n as u32).collect();
     // Stable: equal pT keeps input order.
@@ -107,15 +109,8 @@ pub fn particle_features(
         let pt_i = pts[i];
         let deta = (pseudorapidity(pz, pt_i) - jet_eta) * eta_sign;
         let dphi = wrap_phi(py.atan2(px) - jet_phi);
-        let raw = [
-            deta,
-            dphi,
-            pt_i.ln(),
-            e.ln(),
-            (pt_i / jet_pt).ln(),
-            (e / je).ln(),
-            (deta * deta + dphi * dphi).sqrt(),
-        ];
+        let (ln_pt, ln_e) = (pt_i.ln(), e.ln());
+        let raw = [deta, dphi, ln_pt, ln_e, ln_pt - ln_jet_pt, ln_e - ln_jet_e, (deta * deta + dphi * dphi).sqrt()];
         features.push(consts.apply(raw));
         eta_phi.push([deta, dphi]);
         p4.push([px, py, pz, e]);

@@ -17,24 +17,19 @@ pub fn farthest_point_sampling(points: &[[f64; 2]], n_centres: usize) -> Vec<usi
         return centres;
     }
     // Distance to the nearest chosen centre; −1 marks chosen particles (real distances are ≥ 0).
-    let mut min_d: Vec<f64> = points.iter().map(|&p| plane_dist2(p, points[0])).collect();
-    centres.push(0);
-    min_d[0] = -1.0;
-    while centres.len() < m {
+    let mut min_d: Vec<f64> = vec![f64::INFINITY; n];
+    let mut next = 0;
+    loop {
+        centres.push(next);
+        min_d[next] = -1.0;
+        if centres.len() == m {
+            break;
+        }
+        // One pass: lower the distances with the newest centre and find the farthest particle
+        // (strict `>`: ties go to the lowest index; −1 never beats an unchosen particle's ≥ 0).
+        let c = points[next];
         let mut best = usize::MAX;
-        let mut best_d = f64::NEG_INFINITY;
-        for (i, &d) in min_d.iter().enumerate() {
-            if d > best_d {
-                best_d = d;
-                best = i;
-            }
-        }
-        if best == usize::MAX || best_d < 0.0 {
-            break; // only reachable with NaN coordinates, which validation excludes
-        }
-        centres.push(best);
-        min_d[best] = -1.0;
-        let c = points[best];
+        let mut best_d = -1.0;
         for (i, d) in min_d.iter_mut().enumerate() {
             if *d > 0.0 {
                 let dc = plane_dist2(points[i], c);
@@ -42,7 +37,15 @@ pub fn farthest_point_sampling(points: &[[f64; 2]], n_centres: usize) -> Vec<usi
                     *d = dc;
                 }
             }
+            if *d > best_d {
+                best_d = *d;
+                best = i;
+            }
         }
+        if best == usize::MAX {
+            break; // only reachable with NaN coordinates, which validation excludes
+        }
+        next = best;
     }
     centres
 }
@@ -71,20 +74,29 @@ pub(crate) fn nearest_neighbours_into(
         return;
     }
     let c = points[centre];
-    scratch.clear();
-    scratch.extend(points.iter().enumerate().map(|(i, &p)| {
-        // The centre sorts first even if another particle sits at distance 0.
-        let d = if i == centre { -1.0 } else { plane_dist2(p, c) };
-        (d, i as u32)
-    }));
-    let by_distance = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     let m = k.min(n);
-    if m < n {
-        scratch.select_nth_unstable_by(m - 1, by_distance);
-        scratch.truncate(m);
+    // The m smallest (distance, index) keys, kept sorted by insertion: k is small, so this beats
+    // a selection plus sort. Indices arrive in increasing order, so among equal distances the
+    // earlier index already sits first and a strict `<` keeps it there.
+    scratch.clear();
+    scratch.push((-1.0, centre as u32)); // the centre sorts first even with a coincident particle
+    for (i, &p) in points.iter().enumerate() {
+        if i == centre {
+            continue;
+        }
+        let d = plane_dist2(p, c);
+        if scratch.len() == m {
+            if !(d < scratch[m - 1].0) {
+                continue;
+            }
+            scratch.pop();
+        }
+        let mut pos = scratch.len();
+        while pos > 0 && d < scratch[pos - 1].0 {
+            pos -= 1;
+        }
+        scratch.insert(pos, (d, i as u32));
     }
-    // Keys are unique (the index breaks ties), so an unstable sort is deterministic.
-    scratch.sort_unstable_by(by_distance);
     out.extend((0..k).map(|j| scratch[j % m].1 as usize));
 }
 

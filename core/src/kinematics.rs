@@ -25,10 +25,18 @@ pub fn pt(px: f64, py: f64) -> f64 {
     (px * px + py * py).sqrt()
 }
 
-/// Pseudorapidity η = asinh(pz / pT); callers guarantee pT > 0.
+/// Pseudorapidity η = asinh(pz / pT) = sign(pz)·ln((|pz| + |p|) / pT); callers guarantee
+/// pT > 0. The logarithmic form has no cancellation and costs one sqrt and one ln (std's asinh
+/// goes through hypot and ln_1p, a fifth of the tokenizer's time).
 #[inline]
 pub fn pseudorapidity(pz: f64, pt: f64) -> f64 {
-    (pz / pt).asinh()
+    let az = pz.abs();
+    let eta = ((az + (pt * pt + az * az).sqrt()) / pt).ln();
+    if pz < 0.0 {
+        -eta
+    } else {
+        eta
+    }
 }
 
 /// Rapidity y = ½ ln((E + pz) / (E − pz)). Both factors are floored at 1e-20 so that a
@@ -65,6 +73,14 @@ mod tests {
             assert!((-PI..PI).contains(&w), "{w}");
         }
         assert!((-PI..PI).contains(&wrap_phi(-1e-300 - PI)));
+    }
+
+    #[test]
+    fn pseudorapidity_agrees_with_asinh() {
+        for &(pz, pt) in &[(0.0f64, 1.0f64), (1e-9, 3.0), (-2.5, 0.1), (1e4, 1e-3), (-1e4, 7.0), (3.0, 4.0)] {
+            let want = (pz / pt).asinh();
+            assert!((pseudorapidity(pz, pt) - want).abs() <= 1e-14 * (1.0 + want.abs()), "{pz} {pt}");
+        }
     }
 
     #[test]

@@ -341,10 +341,12 @@ async fn cmd_compare(args: CompareArgs) -> Result<()> {
     }
     let max_abs_diff = probs[0].iter().zip(&probs[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     let n_jets = pool.len() * args.jets_per_request;
-    println!("{n_jets} jets, classes {:?}: max |Δp| = {max_abs_diff:.3e}", classes[0]);
+    // The spread of the probabilities shows that agreement is not trivial (a constant model).
+    let (lo, hi) = probs[0].iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+    println!("{n_jets} jets, classes {:?}: max |Δp| = {max_abs_diff:.3e} (probabilities span {lo:.4}..{hi:.4})", classes[0]);
     write_json(
         &args.json,
-        json!({ "command": command_line(), "addrs": args.addr, "n_jets": n_jets, "class_names": classes[0], "max_abs_diff": max_abs_diff }),
+        json!({ "command": command_line(), "addrs": args.addr, "n_jets": n_jets, "class_names": classes[0], "max_abs_diff": max_abs_diff, "prob_min": lo, "prob_max": hi }),
     )
 }
 

@@ -79,8 +79,8 @@ pub struct RequestPool {
 }
 
 impl RequestPool {
-    /// Builds `lcm`-free: at most `max_requests` distinct requests (at least one), each of
-    /// `jets_per_request` jets.
+    /// Builds enough requests of `jets_per_request` jets to use every jet once, but at most
+    /// `max_requests` (and at least one).
     pub fn build(jets: &[Jet], jets_per_request: usize, max_requests: usize) -> Result<Self, RequestError> {
         if jets_per_request == 0 {
             return Err(RequestError::ZeroJetsPerRequest);

@@ -28,6 +28,10 @@ pub enum TrainError {
     Diverged(String),
     #[error("device: {0}")]
     Device(String),
+    #[error("ONNX export: {0}")]
+    Onnx(#[from] crate::onnx::OnnxError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 impl TrainError {

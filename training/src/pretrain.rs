@@ -182,7 +182,7 @@ pub fn run_pretrain<B: AutodiffBackend>(args: &PretrainArgs, device: &B::Device)
 
 /// Serialises model initialisation: burn's CPU backend keeps one global RNG, so two models
 /// initialised at once (tests run in parallel) would interleave draws and lose determinism.
-static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A freshly initialised JEPA model, identical for identical `seed` and config.
 pub fn init_model<B: Backend>(cfg: &ModelConfig, seed: u64, device: &B::Device) -> JepaModel<B> {
