@@ -31,6 +31,10 @@ serve: venv
 test: venv
 	@echo "ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)"
 	@echo "JETTAG_DATA=$(JETTAG_DATA)"
+	@# promtool (Debian package prometheus) checks the server's /metrics in tests/serve_e2e.rs.
+	@command -v promtool >/dev/null || { echo "installing promtool (apt-get install prometheus)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1 \
+		|| echo "WARNING: cannot install promtool; the promtool check of /metrics will be skipped"; }
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(PY) tests/deploy/validate.py

@@ -357,7 +357,7 @@ fn compute(
             shared.metrics.jets.with_label_values(&[model]).inc_by(jets.len() as u64);
             let mut row = 0;
             for s in &segments {
-                s.pending.fill(s.start, s.len, &outputs, 0, shared.n_classes.unwrap_or(0), shared.embedding_dim);
+                s.pending.fill(s.start, s.len, &outputs, row, shared.n_classes.unwrap_or(0), shared.embedding_dim);
                 row += s.len;
             }
         }

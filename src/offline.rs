@@ -120,14 +120,15 @@ pub fn run(args: TagArgs) -> Result<TagSummary, TagError> {
         None => manifest.label_branches().map(|b| LabelSet { branches: b }),
     };
     let chunk_size = args.chunk_size.max(1);
-    let reader = match JetReader::open(&args.file, ReaderConfig { labels: label_set.clone(), chunk_size }) {
+    // Labels named by model.toml are optional (unlabelled data is tagged all the same); labels
+    // the user asked for are required.
+    let (reader, with_labels) = match JetReader::open(&args.file, ReaderConfig { labels: label_set.clone(), chunk_size }) {
         Err(ReadError::MissingBranch { branch, .. }) if label_set.is_some() && args.labels.is_none() => {
             tracing::warn!(%branch, "label branch missing; tagging without labels");
-            JetReader::open(&args.file, ReaderConfig { labels: None, chunk_size })?
+            (JetReader::open(&args.file, ReaderConfig { labels: None, chunk_size })?, false)
         }
-        other => other?,
+        other => (other?, label_set.is_some()),
     };
-    let with_labels = reader_has_labels(&label_set, &args, &manifest);
     let total = args.limit.map_or(reader.n_jets(), |l| l.min(reader.n_jets()));
 
     let write_err = |source| TagError::Write { path: args.out.clone(), source };
@@ -267,10 +268,6 @@ pub fn run(args: TagArgs) -> Result<TagSummary, TagError> {
         seconds = summary.seconds, out = %args.out.display(), "done"
     );
     Ok(summary)
-}
-
-fn reader_has_labels(label_set: &Option<LabelSet>, _args: &TagArgs, _m: &repository::ModelManifest) -> bool {
-    label_set.is_some()
 }
 
 #[derive(Default)]

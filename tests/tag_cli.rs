@@ -71,3 +71,30 @@ fn missing_file_and_model_are_clean_errors() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/nonexistent/model") && !stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn labels_follow_the_model_or_the_flag() {
+    let qg = root().join("tests/fixtures/qg_small.root");
+    // tiny-top's model.toml names label_QCD/label_Tbqq, which the quark/gluon file lacks:
+    // the jets are tagged without a label column.
+    let (header, rows) = offline_tag(&qg, &models_dir().join("tiny-top"), &["--limit", "10"]);
+    assert_eq!(header[..3], ["jet", "prob_QCD", "prob_Top"]);
+    assert!(rows.iter().all(|r| r.label.is_none()));
+    // Labels asked for by flag are read...
+    let (header, rows) =
+        offline_tag(&qg, &models_dir().join("tiny-top"), &["--limit", "10", "--labels", "label_quark,label_gluon"]);
+    assert_eq!(header[1], "label");
+    assert!(rows.iter().all(|r| r.label.is_some()));
+    // ...and required.
+    let out = std::process::Command::new(binary())
+        .arg("tag")
+        .arg(&qg)
+        .arg("--model")
+        .arg(models_dir().join("tiny-top"))
+        .args(["--labels", "label_nope", "--quiet", "--out", "/tmp/jettag-never.csv"])
+        .env("ORT_DYLIB_PATH", ort_lib())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("label_nope"));
+}

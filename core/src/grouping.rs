@@ -133,3 +133,45 @@ pub fn sequence(points: &[[f64; 2]], centres: &[usize]) -> Vec<usize> {
     }
     order
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::f64::consts::PI;
+
+    #[test]
+    fn ties_go_to_the_lower_index() {
+        // Particle 3 coincides with the centre; 1, 2, 4 are all at distance 1; 5 at distance 2.
+        let pts = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [-1.0, 0.0], [2.0, 0.0]];
+        assert_eq!(nearest_neighbours(&pts, 0, 4), vec![0, 3, 1, 2]);
+        // Centre 3 sits on particle 0: the centre itself still comes first.
+        assert_eq!(nearest_neighbours(&pts, 3, 3), vec![3, 0, 1]);
+        // Fewer particles than k: the sorted list repeats.
+        assert_eq!(nearest_neighbours(&pts[..3], 2, 7), vec![2, 0, 1, 2, 0, 1, 2]);
+        // FPS from 0: 5 is farthest (d² = 4); then 1, 2 and 4 all tie at d² = 1 → 1; then 2
+        // and 4 still tie at 1 → 2.
+        assert_eq!(farthest_point_sampling(&pts, 4), vec![0, 5, 1, 2]);
+        // Coincident particles: all six are chosen, each once.
+        let mut all = farthest_point_sampling(&pts, 10);
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn distances_wrap_in_phi() {
+        // dphi = 3.1 and −3.1 are 2π − 6.2 ≈ 0.083 apart, closer than 0.5.
+        let pts = [[0.0, 3.1], [0.0, 2.6], [0.0, -3.1]];
+        assert_eq!(nearest_neighbours(&pts, 0, 3), vec![0, 2, 1]);
+        assert!((plane_dist2(pts[0], pts[2]) - (2.0 * PI - 6.2).powi(2)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sequencer_follows_nearest_unvisited() {
+        let pts = [[0.0, 0.0], [3.0, 0.0], [1.0, 0.0], [2.0, 0.0], [-1.5, 0.0]];
+        // From 0: nearest is 2 (1.0), then 3, then 1, then 4 (far left).
+        assert_eq!(sequence(&pts, &[0, 1, 2, 3, 4]), vec![0, 2, 3, 1, 4]);
+        // Ties: from 0, centres 1 and 2 (positions ±1) are equally near → lower FPS index first.
+        let pts = [[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0]];
+        assert_eq!(sequence(&pts, &[0, 2, 1]), vec![0, 1, 2]);
+    }
+}

@@ -158,6 +158,16 @@ pub fn roc_path(report: &Path) -> PathBuf {
     report.with_file_name(format!("{stem}_roc.png"))
 }
 
+/// The metrics part of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub accuracy: f64,
+    pub loss: f64,
+    pub binary: Option<BinaryReport>,
+    pub per_class_auc: Option<BTreeMap<String, Option<f64>>>,
+    pub macro_auc: Option<f64>,
+}
+
 /// Computes the report's metrics from class probabilities and logits and draws the ROC plot.
 pub fn score(
     outputs: &SetOutputs,
@@ -165,7 +175,7 @@ pub fn score(
     class_names: &[String],
     title: &str,
     roc_png: &Path,
-) -> Result<(f64, f64, Option<BinaryReport>, Option<BTreeMap<String, Option<f64>>>, Option<f64>), TrainError> {
+) -> Result<Scored, TrainError> {
     let c = outputs.n_classes;
     let loss = infer::cross_entropy(&outputs.logits, &set.labels, c);
     if c == 2 {
@@ -180,7 +190,7 @@ pub fn score(
             rejection_at_eff_s_0_5: m.rejection_at_eff_s_0_5,
             rejection_at_eff_s_0_3: m.rejection_at_eff_s_0_3,
         };
-        Ok((m.accuracy, loss, Some(binary), None, None))
+        Ok(Scored { accuracy: m.accuracy, loss, binary: Some(binary), per_class_auc: None, macro_auc: None })
     } else {
         let predicted = metrics::argmax_rows(&outputs.probs, c)?;
         let accuracy = metrics::accuracy(&predicted, &set.labels)?;
@@ -198,7 +208,7 @@ pub fn score(
         let series: Vec<RocSeries> = labels.iter().zip(&curves).map(|(l, c)| RocSeries { label: l, curve: c }).collect();
         metrics::plot::draw_roc_png(roc_png, title, &series)?;
         let per_class = class_names.iter().cloned().zip(aucs.iter().copied()).collect();
-        Ok((accuracy, loss, None, Some(per_class), metrics::macro_average(&aucs)))
+        Ok(Scored { accuracy, loss, binary: None, per_class_auc: Some(per_class), macro_auc: metrics::macro_average(&aucs) })
     }
 }
 
@@ -276,7 +286,7 @@ pub fn run_eval<B: AutodiffBackend>(args: &EvalArgs, device: &B::Device) -> Resu
     };
     let label_set = LabelSet { branches: labels.clone() };
     let set = data::load_labeled(&files, &label_set, &tokenizer, args.max_jets, FileOrder::Sequential)?;
-    eprintln!("data: {} jets from {} ({} refused by tokenization)", set.len(), data::describe(&files), set.n_invalid);
+    eprintln!("data: {} jets from {} ({} refused by tokenization)", set.len(), crate::data::describe_inputs(&files), set.n_invalid);
 
     let (outputs, probe_report) = if kind == "classifier" {
         let (cfg, model) = finetune::load_classifier::<B::InnerBackend>(&args.model, device)?;
@@ -295,7 +305,7 @@ pub fn run_eval<B: AutodiffBackend>(args: &EvalArgs, device: &B::Device) -> Resu
         std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     }
     let title = format!("{} ({})", args.model.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(), kind);
-    let (accuracy, loss, binary, per_class_auc, macro_auc) = score(&outputs, &set, &class_names, &title, &roc_png)?;
+    let scored = score(&outputs, &set, &class_names, &title, &roc_png)?;
     if let Some(path) = &args.scores {
         write_scores(path, &outputs, &set, &class_names, args.embedding)?;
     }
@@ -309,11 +319,11 @@ pub fn run_eval<B: AutodiffBackend>(args: &EvalArgs, device: &B::Device) -> Resu
         n_jets: set.len(),
         class_counts: set.class_counts(),
         n_invalid: set.n_invalid,
-        accuracy,
-        loss,
-        binary,
-        per_class_auc,
-        macro_auc,
+        accuracy: scored.accuracy,
+        loss: scored.loss,
+        binary: scored.binary,
+        per_class_auc: scored.per_class_auc,
+        macro_auc: scored.macro_auc,
         roc_png: roc_png.display().to_string(),
         probe: probe_report,
         seconds: start.elapsed().as_secs_f64(),
@@ -340,7 +350,7 @@ pub fn evaluate_classifier<B: Backend>(
     let outputs = infer::classify(&model, set, batch, cfg.tokenizer.k, device)?;
     let roc_png = roc_path(out);
     let title = model_dir.display().to_string();
-    let (accuracy, loss, binary, per_class_auc, macro_auc) = score(&outputs, set, &cfg.class_names, &title, &roc_png)?;
+    let scored = score(&outputs, set, &cfg.class_names, &title, &roc_png)?;
     let report = EvalReport {
         model: model_dir.display().to_string(),
         kind: "classifier".into(),
@@ -351,11 +361,11 @@ pub fn evaluate_classifier<B: Backend>(
         n_jets: set.len(),
         class_counts: set.class_counts(),
         n_invalid: set.n_invalid,
-        accuracy,
-        loss,
-        binary,
-        per_class_auc,
-        macro_auc,
+        accuracy: scored.accuracy,
+        loss: scored.loss,
+        binary: scored.binary,
+        per_class_auc: scored.per_class_auc,
+        macro_auc: scored.macro_auc,
         roc_png: roc_png.display().to_string(),
         probe: None,
         seconds: start.elapsed().as_secs_f64(),

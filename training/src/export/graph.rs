@@ -195,7 +195,7 @@ fn check_spec<B: Backend>(encoder: &Encoder<B>, spec: &GraphSpec) -> Result<(), 
 /// A classifier graph: outputs `probs` `[B,C]` and `embedding` `[B,D]`.
 pub fn classifier_model<B: Backend>(model: &Classifier<B>, spec: &GraphSpec, info: &ModelInfo) -> Result<ModelProto, OnnxError> {
     check_spec(&model.encoder, spec)?;
-    let mut params = NamedParams::from_module(&model);
+    let mut params = NamedParams::from_module(model);
     let mut g = GraphBuilder::new("hepjepa_classifier");
     let inputs = declare_inputs(&mut g, spec.k)?;
     let tokens = g.scoped("encoder", |g| encoder_tokens(g, &mut params, "encoder", spec, &inputs))?;

@@ -107,7 +107,7 @@ pub fn load_labeled(
         )));
     }
     tokenizer.validate().map_err(|e| TrainError::Config(e.to_string()))?;
-    let cfg = ReaderConfig { labels: Some(labels.clone()), chunk_size: 1024 };
+    let cfg = ReaderConfig { labels: Some(labels.clone()), chunk_size: 256 };
     let mut readers = Vec::with_capacity(files.len());
     for f in files {
         readers.push(JetReader::open(f, cfg.clone())?);
@@ -115,7 +115,7 @@ pub fn load_labeled(
     let limit = max_jets.unwrap_or(usize::MAX);
     let mut out = LabeledJets { n_classes: labels.branches.len(), ..Default::default() };
     let mut seen = 0usize;
-    let mut take = |chunk: jettag_core::JetChunk, out: &mut LabeledJets, seen: &mut usize, offset: usize| {
+    let take = |chunk: jettag_core::JetChunk, out: &mut LabeledJets, seen: &mut usize, offset: usize| {
         for (i, jet) in chunk.jets.into_iter().enumerate() {
             if *seen >= limit {
                 return;
