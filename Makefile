@@ -22,6 +22,15 @@ $(VENV)/.stamp: requirements-dev.txt
 
 venv: $(VENV)/.stamp
 
+# Regenerates the small committed ROOT fixtures (tests/fixtures/) from $(JETTAG_DATA), the
+# std::vector<float> one (written with oxyroot), their uproot summaries, and the numpy reference
+# for core/tests/reference.rs.
+fixtures: venv
+	$(PY) tests/fixtures/make_fixtures.py $(JETTAG_DATA)
+	$(CARGO) run -p jettag-core --example write_vector_fixture
+	$(PY) tests/fixtures/make_fixtures.py --summary $(JETTAG_DATA)
+	$(PY) core/tests/reference/make_reference.py
+
 build:
 	$(CARGO) build --release --workspace
 

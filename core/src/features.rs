@@ -85,7 +85,8 @@ pub fn particle_features(
         pts.push(pt(px, py));
     }
     let jet_pt = pt(jpx, jpy);
-    if !(jet_pt > 0.0) {
+    // Validated (finite) inputs give a finite pT_jet ≥ 0; zero means the momenta cancel.
+    if jet_pt <= 0.0 {
         return Err(JetError::ZeroJetPt);
     }
     let jet_eta = pseudorapidity(jpz, jet_pt);

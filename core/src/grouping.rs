@@ -86,7 +86,7 @@ pub(crate) fn nearest_neighbours_into(
         }
         let d = plane_dist2(p, c);
         if scratch.len() == m {
-            if !(d < scratch[m - 1].0) {
+            if d >= scratch[m - 1].0 {
                 continue;
             }
             scratch.pop();

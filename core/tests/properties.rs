@@ -121,9 +121,9 @@ proptest! {
         let min_to = |p: [f64; 2], set: &[usize]| set.iter().map(|&s| plane_dist2(p, pts[s])).fold(f64::INFINITY, f64::min);
         for s in 1..c.len() {
             let chosen = min_to(pts[c[s]], &c[..s]);
-            for i in 0..pts.len() {
+            for (i, &p) in pts.iter().enumerate() {
                 if !c[..s].contains(&i) {
-                    prop_assert!(min_to(pts[i], &c[..s]) <= chosen);
+                    prop_assert!(min_to(p, &c[..s]) <= chosen);
                 }
             }
         }

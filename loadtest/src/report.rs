@@ -43,9 +43,9 @@ pub struct RunReport {
     pub throughput_jets_per_s: f64,
     /// Successful requests only, from scheduled (open) or actual (closed) send time.
     pub latency: LatencySummary,
-    /// Open loop: largest delay of an actual send behind its schedule (generator overload
-    /// shows here; it is included in the latencies).
-    pub max_send_lag_ms: f64,
+    /// Open loop: how far actual sends fell behind their schedule (timer granularity, or an
+    /// overloaded generator). It is part of every latency above, by design.
+    pub send_lag: Option<LatencySummary>,
 }
 
 fn errors_text(errors: &BTreeMap<String, u64>) -> String {

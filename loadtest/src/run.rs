@@ -14,7 +14,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use std::time::Instant;
 
 use crate::latency::LatencyRecorder;
 use crate::report::RunReport;
@@ -143,32 +143,54 @@ pub async fn run<T: Target>(target: T, spec: RunSpec) -> Result<RunReport, RunEr
 
     let mut tasks = JoinSet::new();
     let mut skipped = 0u64;
-    let mut max_lag = Duration::ZERO;
+    let mut send_lag = LatencyRecorder::new();
     match spec.load {
         Load::Open { rate, arrivals, seed } => {
-            let inflight = Arc::new(AtomicUsize::new(0));
-            for (seq, offset) in Schedule::new(arrivals, rate, seed).enumerate() {
-                if offset >= spec.window_end() {
-                    break;
-                }
-                tokio::time::sleep_until(start + offset).await;
-                max_lag = max_lag.max(start.elapsed().saturating_sub(offset));
-                // Reap finished tasks so the set holds only what is in flight.
-                while tasks.try_join_next().is_some() {}
-                if inflight.load(Ordering::Relaxed) >= spec.max_inflight {
-                    if offset >= spec.warmup {
-                        skipped += 1;
+            // The dispatcher is an OS thread, not a task: `std::thread::sleep` wakes within
+            // tens of microseconds, while tokio's timer rounds every sleep up to its next
+            // millisecond tick, which would add about 1 ms to every measured latency.
+            let handle = tokio::runtime::Handle::current();
+            let (target, tx) = (target.clone(), tx.clone());
+            let dispatched = tokio::task::spawn_blocking(move || {
+                let mut tasks = JoinSet::new();
+                let (mut skipped, mut send_lag) = (0u64, LatencyRecorder::new());
+                let inflight = Arc::new(AtomicUsize::new(0));
+                for (seq, offset) in Schedule::new(arrivals, rate, seed).enumerate() {
+                    if offset >= spec.window_end() {
+                        break;
                     }
-                    continue;
+                    if let Some(wait) = offset.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                    if offset >= spec.warmup {
+                        send_lag.record(start.elapsed().saturating_sub(offset));
+                    }
+                    // Reap finished tasks so the set holds only what is in flight.
+                    while tasks.try_join_next().is_some() {}
+                    if inflight.load(Ordering::Relaxed) >= spec.max_inflight {
+                        if offset >= spec.warmup {
+                            skipped += 1;
+                        }
+                        continue;
+                    }
+                    inflight.fetch_add(1, Ordering::Relaxed);
+                    let call = target.call(seq as u64);
+                    let (tx, inflight) = (tx.clone(), Arc::clone(&inflight));
+                    tasks.spawn_on(
+                        async move {
+                            let result = call.await;
+                            let _ = tx.send(Outcome { scheduled: offset, done: start.elapsed(), result });
+                            inflight.fetch_sub(1, Ordering::Relaxed);
+                        },
+                        &handle,
+                    );
                 }
-                inflight.fetch_add(1, Ordering::Relaxed);
-                let call = target.call(seq as u64);
-                let (tx, inflight) = (tx.clone(), Arc::clone(&inflight));
-                tasks.spawn(async move {
-                    let result = call.await;
-                    let _ = tx.send(Outcome { scheduled: offset, done: start.elapsed(), result });
-                    inflight.fetch_sub(1, Ordering::Relaxed);
-                });
+                (tasks, skipped, send_lag)
+            })
+            .await;
+            match dispatched {
+                Ok(d) => (tasks, skipped, send_lag) = d,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
         }
         Load::Closed { concurrency } => {
@@ -194,7 +216,7 @@ pub async fn run<T: Target>(target: T, spec: RunSpec) -> Result<RunReport, RunEr
 
     // Nothing new is sent after the window; wait for what is outstanding, within limits.
     let deadline = start + spec.window_end().max(start.elapsed()) + spec.drain + Duration::from_millis(250);
-    let _ = tokio::time::timeout_at(deadline, async { while tasks.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout_at(deadline.into(), async { while tasks.join_next().await.is_some() {} }).await;
     let unfinished = tasks.len() as u64;
     tasks.shutdown().await;
     let elapsed = start.elapsed();
@@ -225,7 +247,7 @@ pub async fn run<T: Target>(target: T, spec: RunSpec) -> Result<RunReport, RunEr
         throughput_rps,
         throughput_jets_per_s: throughput_rps * jets,
         latency: tally.latency.summary(),
-        max_send_lag_ms: max_lag.as_secs_f64() * 1000.0,
+        send_lag: (send_lag.count() > 0).then(|| send_lag.summary()),
         ..RunReport::default()
     })
 }

@@ -1,6 +1,6 @@
 //! `jettag-train`: HEP-JEPA pre-training (and, in later subcommands, fine-tuning, evaluation
 //! and ONNX export). The logic lives in the library; this file only parses arguments.
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use jettag_train::backend::DeviceKind;
 use jettag_train::pretrain::{run_pretrain, PretrainArgs};
@@ -38,7 +38,7 @@ macro_rules! on_device {
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda => $f::<jettag_train::backend::GpuTrain>($args, &Default::default())?,
             #[cfg(not(feature = "cuda"))]
-            DeviceKind::Cuda => bail!("this binary was built without CUDA; rebuild with `--features cuda`"),
+            DeviceKind::Cuda => anyhow::bail!("this binary was built without CUDA; rebuild with `--features cuda`"),
         }
     };
 }
@@ -108,7 +108,7 @@ fn pretrain(args: PretrainArgs) -> Result<()> {
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => run_pretrain::<jettag_train::backend::GpuTrain>(&args, &Default::default())?,
         #[cfg(not(feature = "cuda"))]
-        DeviceKind::Cuda => bail!("this binary was built without CUDA; rebuild with `--features cuda`"),
+        DeviceKind::Cuda => anyhow::bail!("this binary was built without CUDA; rebuild with `--features cuda`"),
     };
     let last = summary.records.last();
     eprintln!(

@@ -260,8 +260,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.lr_schedule().at(step);
         self.model = self.optim.step(lr, self.model.clone(), grads);
-        let target = std::mem::replace(&mut self.target, self.model.encoder.valid());
-        self.target = ema_update(target, &self.model.encoder.valid(), self.momentum(step))?;
+        let online = self.model.encoder.valid();
+        let target = std::mem::replace(&mut self.target, online.clone());
+        self.target = ema_update(target, &online, self.momentum(step))?;
         Ok(StepStats { loss: loss_value, target_std })
     }
 

@@ -63,7 +63,7 @@ pub struct EvalArgs {
     /// Epochs of probe training.
     #[arg(long, default_value_t = 100)]
     pub probe_epochs: usize,
-    /// Read at most this many jets (from --data, and from --probe-train).
+    /// Read at most this many jets (from --data, interleaving the files, and from --probe-train).
     #[arg(long)]
     pub max_jets: Option<usize>,
     /// Jets per forward pass.
@@ -285,7 +285,10 @@ pub fn run_eval<B: AutodiffBackend>(args: &EvalArgs, device: &B::Device) -> Resu
         None => labels,
     };
     let label_set = LabelSet { branches: labels.clone() };
-    let set = data::load_labeled(&files, &label_set, &tokenizer, args.max_jets, FileOrder::Sequential)?;
+    // With --max-jets, interleave the files so that per-class files all contribute; the scores
+    // CSV carries each jet's position in the files either way.
+    let order = if args.max_jets.is_some() { FileOrder::Interleaved } else { FileOrder::Sequential };
+    let set = data::load_labeled(&files, &label_set, &tokenizer, args.max_jets, order)?;
     eprintln!("data: {} jets from {} ({} refused by tokenization)", set.len(), crate::data::describe_inputs(&files), set.n_invalid);
 
     let (outputs, probe_report) = if kind == "classifier" {

@@ -9,7 +9,7 @@
 //! DIR/classifier.mpk            the best classifier (lowest validation loss)
 //! DIR/metrics.jsonl             one JSON object per epoch (train/val loss, val accuracy/AUC)
 //! DIR/summary.json              best epoch, its validation metrics, time, jets per second
-//! DIR/checkpoints/epoch-NNNN/   after each epoch: classifier.mpk, optimizer.mpk, state.json
+//! DIR/checkpoints/epoch-NNNN/   the last two epochs: classifier.mpk, optimizer.mpk, state.json
 //! ```
 //!
 //! With `--freeze-backbone` the encoder never changes, so the pooled features the head reads
@@ -773,7 +773,7 @@ pub fn train<B: AutodiffBackend>(
         }
         stopped_early = state.bad_epochs >= t.patience && state.epoch < t.epochs;
         tuner.save(&checkpoint::checkpoint_dir(out, state.epoch), &state)?;
-        prune_checkpoints(out, 1)?;
+        prune_checkpoints(out, 2)?;
     }
     bar.finish_and_clear();
     let best = records

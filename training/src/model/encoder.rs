@@ -151,6 +151,7 @@ mod tests {
     use crate::model::testutil::{batch_of, synth_jet};
     use crate::model::{ClassifierHead, Classifier};
     use burn::backend::Flex;
+    use burn::module::Param;
 
     type B = Flex;
 
@@ -216,6 +217,66 @@ mod tests {
         let c = vec2(no_bias.embedding(&ModelInput::<B>::from_batch(&batch_of(&[&other], k, 5, 0.0), &device).unwrap()));
         let d = vec2(no_bias.embedding(&ModelInput::<B>::from_batch(&batch_of(&[&jet], k, 5, 0.0), &device).unwrap()));
         assert_eq!(c, d, "without pair bias the pair features must not matter");
+    }
+
+    /// Dotted field paths and shapes of every float parameter, in visiting order.
+    fn param_paths<M: Module<B>>(m: &M) -> Vec<(String, Vec<usize>)> {
+        struct Paths(Vec<String>, Vec<(String, Vec<usize>)>);
+        impl burn::module::ModuleVisitor<B> for Paths {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.0.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.0.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+                self.1.push((self.0.join("."), p.val().dims().to_vec()));
+            }
+        }
+        let mut v = Paths(Vec::new(), Vec::new());
+        m.visit(&mut v);
+        v.1
+    }
+
+    /// The ONNX exporter finds weights by these paths and shapes: changing them is a contract
+    /// change (update the exporter and this list together).
+    #[test]
+    fn parameter_paths_are_the_published_ones() {
+        let enc = encoder(4, true);
+        let (d, h, hid, heads, m) = (32, 16, 16, 4, 128);
+        let mlp = |p: &str, i: usize, hdn: usize, o: usize| {
+            vec![
+                (format!("{p}.fc1.weight"), vec![i, hdn]),
+                (format!("{p}.fc1.bias"), vec![hdn]),
+                (format!("{p}.fc2.weight"), vec![hdn, o]),
+                (format!("{p}.fc2.bias"), vec![o]),
+            ]
+        };
+        let mut want = Vec::new();
+        want.extend(mlp("tokenizer.particle_mlp", 7, h, h));
+        want.extend(mlp("tokenizer.group_mlp", 2 * h, d, d));
+        want.extend(mlp("tokenizer.center_mlp", 2, d, d));
+        want.push(("registers".to_string(), vec![4, d]));
+        want.extend(mlp("pair_bias", 4, hid, heads));
+        for i in 0..2 {
+            let b = format!("blocks.{i}");
+            want.push((format!("{b}.norm1.gamma"), vec![d]));
+            want.push((format!("{b}.norm1.beta"), vec![d]));
+            for lin in ["query", "key", "value", "output"] {
+                want.push((format!("{b}.attn.{lin}.weight"), vec![d, d]));
+                want.push((format!("{b}.attn.{lin}.bias"), vec![d]));
+            }
+            want.push((format!("{b}.norm2.gamma"), vec![d]));
+            want.push((format!("{b}.norm2.beta"), vec![d]));
+            want.extend(mlp(&format!("{b}.mlp"), d, m, d));
+        }
+        want.push(("norm.gamma".to_string(), vec![d]));
+        want.push(("norm.beta".to_string(), vec![d]));
+        assert_eq!(param_paths(&enc), want);
+
+        let device = Default::default();
+        let head = ClassifierHead::<B>::new(d, 3, &device);
+        assert_eq!(param_paths(&head), mlp("mlp", 2 * d, d, 3));
     }
 
     #[test]
