@@ -9,12 +9,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use std::time::Instant;
 
 use crate::latency::LatencyRecorder;
 use crate::report::RunReport;
