@@ -258,3 +258,51 @@ pub fn saturated(report: &RunReport, stop_p99_ms: f64) -> bool {
     let attempted = report.sent + report.skipped;
     report.latency.p99_ms > stop_p99_ms || (attempted > 0 && failed as f64 > 0.01 * attempted as f64) || report.ok == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(load: Load) -> RunSpec {
+        RunSpec {
+            load,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            drain: Duration::from_secs(1),
+            max_inflight: 10,
+        }
+    }
+
+    #[test]
+    fn rejects_unusable_specs() {
+        let open = |rate| Load::Open { rate, arrivals: Arrivals::Poisson, seed: 0 };
+        assert_eq!(spec(open(0.0)).validate(), Err(RunError::Rate(0.0)));
+        assert!(matches!(spec(open(f64::NAN)).validate(), Err(RunError::Rate(_))));
+        assert_eq!(spec(Load::Closed { concurrency: 0 }).validate(), Err(RunError::Concurrency));
+        let mut s = spec(open(10.0));
+        assert_eq!(s.validate(), Ok(()));
+        s.duration = Duration::ZERO;
+        assert_eq!(s.validate(), Err(RunError::Duration));
+        let mut s = spec(Load::Closed { concurrency: 2 });
+        s.max_inflight = 0;
+        assert_eq!(s.validate(), Err(RunError::MaxInflight));
+    }
+
+    #[test]
+    fn saturation_criteria() {
+        let mut r = RunReport { sent: 1000, ok: 1000, ..RunReport::default() };
+        r.latency.p99_ms = 49.0;
+        assert!(!saturated(&r, 50.0));
+        r.latency.p99_ms = 51.0;
+        assert!(saturated(&r, 50.0));
+        r.latency.p99_ms = 10.0;
+        r.errors.insert("RESOURCE_EXHAUSTED".into(), 11);
+        r.ok = 989;
+        assert!(saturated(&r, 50.0), "1.1 % failures");
+        r.errors.insert("RESOURCE_EXHAUSTED".into(), 5);
+        r.ok = 995;
+        assert!(!saturated(&r, 50.0), "0.5 % failures");
+        r.skipped = 20;
+        assert!(saturated(&r, 50.0), "skipped sends count as failures");
+    }
+}
