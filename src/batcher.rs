@@ -177,8 +177,21 @@ impl Batcher {
 
     /// Whether `n` more jets fit now (a cheap check before preprocessing).
     pub fn has_room(&self, n: usize) -> Result<(), BatchError> {
-        let q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-        self.room(&q, n)
+        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.room_after_purge(&mut q, n)
+    }
+
+    /// [`Self::room`], but when the queue looks full, first drops the work nobody waits for
+    /// any more (caller gone, deadline passed), which otherwise holds its place until a worker
+    /// frees up, so that live callers are not refused because of dead jets.
+    fn room_after_purge(&self, q: &mut Queue, n: usize) -> Result<(), BatchError> {
+        if let Err(e) = self.room(q, n) {
+            if matches!(e, BatchError::QueueFull { .. }) && purge_dead(&self.shared, q, Instant::now()) > 0 {
+                return self.room(q, n);
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn room(&self, q: &Queue, n: usize) -> Result<(), BatchError> {
@@ -223,7 +236,7 @@ impl Batcher {
         });
         {
             let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-            self.room(&q, n)?;
+            self.room_after_purge(&mut q, n)?;
             q.jets += n;
             q.entries.push_back(Entry { pending, next: 0, enqueued: Instant::now() });
         }
@@ -291,10 +304,43 @@ async fn batching_loop(shared: Arc<Shared>, pool: Arc<SessionPool>, workers: Arc
             compute(&job_shared, session, segments, permit);
         });
         if pool.submit(job).is_err() {
+            // The job (and the segments it owned) was dropped with the error; its callers see
+            // their reply channel close. Fail everything still queued and refuse new work, so
+            // no caller waits for an answer that cannot come.
             tracing::error!(model = %shared.model, "worker pool stopped; failing queued work");
+            let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.closed = true;
+            let n = q.jets;
+            for entry in q.entries.drain(..) {
+                entry.pending.fail(BatchError::Compute("the model's worker pool stopped".into()));
+            }
+            q.jets = 0;
+            shared.metrics.queue_jets.with_label_values(&[&shared.model]).sub(n as i64);
             return;
         }
     }
+}
+
+/// Removes every queued entry whose caller left or whose deadline passed (anywhere in the
+/// queue, not only at its front), failing the expired ones with `DeadlineExceeded` and counting
+/// them in `jettag_dropped_jets_total`. Returns the jets removed.
+fn purge_dead(shared: &Shared, q: &mut Queue, now: Instant) -> usize {
+    let mut removed = 0;
+    q.entries.retain(|entry| match entry.pending.dead(now) {
+        None => true,
+        Some(reason) => {
+            let left = entry.left();
+            shared.metrics.dropped_jets.with_label_values(&[shared.model.as_str(), reason]).inc_by(left as u64);
+            if reason == "deadline" {
+                entry.pending.fail(BatchError::DeadlineExceeded);
+            }
+            removed += left;
+            false
+        }
+    });
+    q.jets -= removed;
+    shared.metrics.queue_jets.with_label_values(&[&shared.model]).sub(removed as i64);
+    removed
 }
 
 /// Takes up to `max_batch_jets` jets from the front of the queue, dropping dead work.
@@ -462,6 +508,26 @@ mod tests {
         assert_eq!((dropped("cancelled"), dropped("deadline")), (3, 2));
         assert_eq!(b.queued_jets(), 0);
         assert_eq!(metrics.queue_jets.with_label_values(&["echo"]).get(), 0);
+    }
+
+    #[tokio::test]
+    async fn dead_work_does_not_hold_queue_space() {
+        // A batch waits 600 s for company, so nothing leaves the queue by itself.
+        let (b, batches, metrics) = start(64, Duration::from_secs(600), 5);
+        drop(b.submit(jets(0..2), None).unwrap()); // caller left
+        let expired = b.submit(jets(2..4), Some(Instant::now())).unwrap();
+        let _live = b.submit(jets(4..5), None).unwrap();
+        assert_eq!(b.queued_jets(), 5);
+        // Full with 5 jets, 4 of them dead: a live 4-jet request gets their place.
+        let _more = b.submit(jets(5..9), None).unwrap();
+        assert_eq!(b.queued_jets(), 5);
+        assert_eq!(expired.await.unwrap(), Err(BatchError::DeadlineExceeded));
+        let dropped = |reason| metrics.dropped_jets.with_label_values(&["echo", reason]).get();
+        assert_eq!((dropped("cancelled"), dropped("deadline")), (2, 2));
+        assert_eq!(metrics.queue_jets.with_label_values(&["echo"]).get(), 5);
+        // Live work is never purged: the queue is really full now.
+        assert_eq!(b.submit(jets(9..10), None).unwrap_err(), BatchError::QueueFull { requested: 1, queued: 5, capacity: 5 });
+        assert!(batches.lock().unwrap().is_empty(), "nothing computed yet");
     }
 
     #[tokio::test]

@@ -122,27 +122,44 @@ impl Drop for InflightGuard {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGTERM and SIGINT (Ctrl-C) handlers now and returns a future that resolves
+/// on the first of them. Installing them eagerly, at the start of `serve`, matters: until a
+/// handler exists the default action kills the process, so a SIGTERM that arrives while models
+/// load or warm up would otherwise end it abruptly. A signal that arrives before the future is
+/// polled is kept and seen at the first poll.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind, name: &'static str| match signal(kind) {
+            Ok(s) => Some(s),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await
+                tracing::warn!(error = %e, "cannot listen for {name}");
+                None
+            }
+        };
+        let (mut int, mut term) = (listen(SignalKind::interrupt(), "SIGINT"), listen(SignalKind::terminate(), "SIGTERM"));
+        async move {
+            tokio::select! {
+                _ = recv(int.as_mut()) => tracing::info!("SIGINT received"),
+                _ = recv(term.as_mut()) => tracing::info!("SIGTERM received"),
             }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received");
+    }
+}
+
+/// The next delivery of `signal`, or never when it could not be installed.
+#[cfg(unix)]
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }

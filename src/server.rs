@@ -60,6 +60,9 @@ pub fn run(args: ServeArgs) -> Result<Outcome, ServeError> {
 }
 
 pub async fn serve(cfg: ServeConfig) -> Result<Outcome, ServeError> {
+    // First of all (before the first log line, which tests wait for), so that a SIGTERM during
+    // loading or warm-up is a graceful stop, seen once warm-up ends, instead of the default kill.
+    let shutdown = shutdown_signal();
     tracing::info!(
         config = %serde_json::to_string(&cfg).unwrap_or_default(),
         "effective configuration"
@@ -103,16 +106,22 @@ pub async fn serve(cfg: ServeConfig) -> Result<Outcome, ServeError> {
     let grpc_addr = grpc_listener.local_addr().map_err(|e| ServeError::Setup(e.to_string()))?;
     let http_addr = http_listener.local_addr().map_err(|e| ServeError::Setup(e.to_string()))?;
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Setup(format!("reflection: {e}")))?;
+    // Reflection in both protocol versions: grpcurl and current tools ask v1, older tools
+    // (and some grpcurl builds) only v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder().build_v1().map_err(|e| ServeError::Setup(format!("reflection: {e}")))?;
+    let reflection_v1alpha =
+        reflection_builder().build_v1alpha().map_err(|e| ServeError::Setup(format!("reflection: {e}")))?;
     let tagger = JetTaggerServer::new(JetTaggerService::new(Arc::clone(&state)))
         .max_decoding_message_size(cfg.max_message_bytes)
         .max_encoding_message_size(cfg.max_message_bytes);
     let grpc_app = tonic::service::Routes::new(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(tagger)
         .into_axum_router();
     let http_app = crate::http::router(Arc::clone(&metrics), Arc::clone(&lifecycle));
@@ -146,7 +155,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<Outcome, ServeError> {
     tracing::info!("ready: warm-up done, health SERVING");
 
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = shutdown => {}
         r = &mut grpc_task => return Err(ServeError::Setup(format!("gRPC server stopped: {r:?}"))),
         r = &mut http_task => return Err(ServeError::Setup(format!("HTTP server stopped: {r:?}"))),
     }

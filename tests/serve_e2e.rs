@@ -252,6 +252,22 @@ async fn model_metadata_and_reflection() {
     for want in ["jettag.v1.JetTagger", "grpc.health.v1.Health"] {
         assert!(services.iter().any(|s| s == want), "{want} not in {services:?}");
     }
+
+    // The same through the older v1alpha protocol, which some tools still speak.
+    {
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        let channel = tonic::transport::Endpoint::from_shared(server.grpc_uri()).unwrap().connect().await.unwrap();
+        let mut reflection = ServerReflectionClient::new(channel);
+        let req =
+            ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+        let mut stream = reflection.server_reflection_info(futures::stream::iter([req])).await.unwrap().into_inner();
+        let msg = stream.message().await.unwrap().expect("one v1alpha reflection response");
+        let Some(MessageResponse::ListServicesResponse(services)) = msg.message_response else { panic!("{msg:?}") };
+        assert!(services.service.iter().any(|s| s.name == "jettag.v1.JetTagger"), "{services:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,3 +103,43 @@ async fn grace_period_bounds_the_drain() {
     assert!(server.log().contains("grace period over"), "{}", server.log());
     assert!(stuck.await.unwrap().is_err(), "the abandoned request gets an error, not a result");
 }
+
+#[test]
+fn sigterm_during_start_up_is_a_clean_exit() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // The server logs its effective configuration before it loads and warms up the models; a
+    // SIGTERM sent right then must not kill it by the default action (no exit code) but end
+    // it cleanly once start-up is done.
+    let mut child = Command::new(binary())
+        .arg("serve")
+        .arg("--models")
+        .arg(models_dir())
+        .args(["--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--device", "cpu"])
+        .env("ORT_DYLIB_PATH", ort_lib())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting jettag serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("effective configuration") {
+            break;
+        }
+    }
+    assert!(log.contains("effective configuration"), "{log}");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "killed instead of a clean exit ({status:?}); log:\n{log}");
+    assert!(log.contains("SIGTERM received") && log.contains("drained; exiting"), "{log}");
+}

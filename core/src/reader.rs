@@ -180,16 +180,27 @@ impl Iterator for JetFiles {
 }
 
 /// Expands glob patterns (plain paths pass through) into a sorted, de-duplicated list per
-/// pattern, in pattern order. A pattern that matches nothing is an error naming it.
+/// pattern, in pattern order. A directory (given or matched) stands for the `*.root` files
+/// directly inside it, so `--data ../shared/data/jetclass` reads the ten class files. A pattern
+/// that matches nothing, or a directory without ROOT files, is an error naming it.
 pub fn expand_paths<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<PathBuf>, ReadError> {
     let mut out = Vec::new();
     for pattern in patterns {
         let pattern = pattern.as_ref();
         let open_err = |reason: String| ReadError::Open { file: pattern.to_string(), reason };
-        let mut matched: Vec<PathBuf> = glob::glob(pattern)
-            .map_err(|e| open_err(format!("bad glob pattern: {e}")))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| open_err(e.to_string()))?;
+        let mut matched: Vec<PathBuf> = Vec::new();
+        for path in glob::glob(pattern).map_err(|e| open_err(format!("bad glob pattern: {e}")))? {
+            let path = path.map_err(|e| open_err(e.to_string()))?;
+            if path.is_dir() {
+                let inner = root_files_in(&path).map_err(|e| open_err(e.to_string()))?;
+                if inner.is_empty() {
+                    return Err(open_err(format!("directory {} holds no .root file", path.display())));
+                }
+                matched.extend(inner);
+            } else {
+                matched.push(path);
+            }
+        }
         if matched.is_empty() {
             return Err(open_err("no file matches".into()));
         }
@@ -201,6 +212,18 @@ pub fn expand_paths<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<PathBuf>, ReadE
         }
     }
     Ok(out)
+}
+
+/// The `*.root` files directly inside `dir` (not recursive).
+fn root_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "root") {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
 
 /// Number of jets in a file, reading only the tree header.
@@ -245,6 +268,16 @@ fn guarded<T>(file: &str, branch: &str, f: impl FnOnce() -> Result<T, ReadError>
 fn open_file(path: &Path, file: &str) -> Result<RootFile, ReadError> {
     if let Err(e) = std::fs::metadata(path) {
         return Err(ReadError::Open { file: file.into(), reason: e.to_string() });
+    }
+    // oxyroot asserts on the magic bytes (a panic, caught by `guarded` but with a cryptic
+    // message and the panic banner on stderr); check them here for a plain error instead.
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+    if let Err(e) = read {
+        return Err(ReadError::Open { file: file.into(), reason: format!("not a ROOT file (cannot read its header: {e})") });
+    }
+    if &magic != b"root" {
+        return Err(ReadError::Open { file: file.into(), reason: "not a ROOT file (no 'root' magic bytes at the start)".into() });
     }
     RootFile::open(path).map_err(|e| ReadError::Open { file: file.into(), reason: format!("not a readable ROOT file: {e}") })
 }

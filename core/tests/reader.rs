@@ -103,6 +103,19 @@ fn many_files_in_sequence() {
     assert!(err.contains("/nonexistent/dir/*.root") && err.contains("no file matches"), "{err}");
 }
 
+#[test]
+fn a_directory_stands_for_its_root_files() {
+    let dir = common::fixture("");
+    let from_dir = expand_paths(&[dir.display().to_string()]).unwrap();
+    let from_glob = expand_paths(&[common::fixture("*.root").display().to_string()]).unwrap();
+    assert_eq!(from_dir, from_glob);
+    assert!(from_dir.len() >= 4 && from_dir.iter().all(|p| p.extension().unwrap() == "root"), "{from_dir:?}");
+    // A directory without ROOT files is an error naming it, not an empty input list.
+    let empty = common::fixture("models");
+    let err = expand_paths(&[empty.display().to_string()]).unwrap_err().to_string();
+    assert!(err.contains("models") && err.contains("holds no .root file"), "{err}");
+}
+
 /// uproot's jet and label counts for every file in the data set: computed now when a Python with
 /// uproot is available, otherwise the committed `data_counts.json`.
 fn uproot_counts(data: &std::path::Path) -> Value {

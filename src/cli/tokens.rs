@@ -47,6 +47,8 @@ fn rows<const N: usize>(flat: &[f32]) -> Vec<[f32; N]> {
 
 pub fn run(args: TokensArgs) -> Result<()> {
     let cfg = args.config();
+    // A bad option is the option's fault, not the jet's: say so before reading anything.
+    cfg.validate().context("--k, --max-tokens, --oversample, --max-particles")?;
     let file = args.file.display().to_string();
     let reader = JetReader::open(&args.file, ReaderConfig { labels: None, chunk_size: 1024 })?;
     let n_jets = reader.n_jets();

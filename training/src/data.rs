@@ -18,20 +18,21 @@ pub fn expand_inputs(patterns: &[String]) -> Result<Vec<PathBuf>, TrainError> {
     Ok(jettag_core::expand_paths(patterns)?)
 }
 
-/// Jets from several files, taken round-robin one chunk per file, so that a stream over
-/// per-class files (JetClass) mixes the classes from the start.
+/// Jets from several files, taken round-robin one jet per file (each file read chunk by
+/// chunk), so that a stream over per-class files (JetClass) mixes the classes from the first
+/// jet and `--max-jets` takes an equal share of every file rather than the first files whole.
 pub struct InterleavedJets {
-    readers: VecDeque<JetReader>,
-    pending: VecDeque<Jet>,
+    /// Each open file with the jets of its current chunk not yet handed out.
+    files: VecDeque<(JetReader, VecDeque<Jet>)>,
 }
 
 impl InterleavedJets {
     pub fn open(files: &[PathBuf], chunk_size: usize) -> Result<Self, TrainError> {
-        let readers = files
+        let files = files
             .iter()
-            .map(|f| JetReader::open(f, ReaderConfig { labels: None, chunk_size }))
-            .collect::<Result<VecDeque<_>, _>>()?;
-        Ok(Self { readers, pending: VecDeque::new() })
+            .map(|f| Ok((JetReader::open(f, ReaderConfig { labels: None, chunk_size })?, VecDeque::new())))
+            .collect::<Result<VecDeque<_>, TrainError>>()?;
+        Ok(Self { files })
     }
 }
 
@@ -39,17 +40,18 @@ impl Iterator for InterleavedJets {
     type Item = Result<Jet, TrainError>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(jet) = self.pending.pop_front() {
+            let (mut reader, mut pending) = self.files.pop_front()?;
+            if let Some(jet) = pending.pop_front() {
+                self.files.push_back((reader, pending));
                 return Some(Ok(jet));
             }
-            let mut reader = self.readers.pop_front()?;
             match reader.next() {
                 Some(Ok(chunk)) => {
-                    self.pending.extend(chunk.jets);
-                    self.readers.push_back(reader);
+                    // Refilled: this file keeps its turn.
+                    self.files.push_front((reader, chunk.jets.into()));
                 }
                 Some(Err(e)) => return Some(Err(e.into())),
-                None => {} // exhausted: drop the reader
+                None => {} // exhausted: drop the file
             }
         }
     }
@@ -278,15 +280,24 @@ mod file_tests {
     }
 
     #[test]
-    fn files_are_interleaved_chunk_by_chunk() {
-        let (a, b) = (fixture("toptag_small.root"), fixture("qg_small.root"));
-        let (ja, jb) = (read_all(&a), read_all(&b));
-        assert!(ja.len() >= 30 && jb.len() >= 30);
-        let mixed: Vec<Jet> = InterleavedJets::open(&[a, b], 10).unwrap().map(Result::unwrap).collect();
-        assert_eq!(mixed.len(), ja.len() + jb.len());
-        assert_eq!(mixed[..10], ja[..10]);
-        assert_eq!(mixed[10..20], jb[..10]);
-        assert_eq!(mixed[20..30], ja[10..20]);
+    fn files_are_interleaved_jet_by_jet() {
+        let (a, b, c) = (fixture("toptag_small.root"), fixture("qg_small.root"), fixture("jetclass_small.root"));
+        let (ja, jb, jc) = (read_all(&a), read_all(&b), read_all(&c));
+        assert!(ja.len() >= 30 && jb.len() >= 30 && jc.len() >= 30);
+        // Chunks of 7 jets: the round robin must not depend on chunk boundaries.
+        let mixed: Vec<Jet> = InterleavedJets::open(&[a, b, c], 7).unwrap().map(Result::unwrap).collect();
+        assert_eq!(mixed.len(), ja.len() + jb.len() + jc.len());
+        for i in 0..30 {
+            assert_eq!(mixed[3 * i], ja[i], "jet {i} of file a");
+            assert_eq!(mixed[3 * i + 1], jb[i], "jet {i} of file b");
+            assert_eq!(mixed[3 * i + 2], jc[i], "jet {i} of file c");
+        }
+        // Once the shortest file is exhausted the others go on alternating, and every jet
+        // comes exactly once (the tail is the rest of the longer files in order).
+        let shortest = ja.len().min(jb.len()).min(jc.len());
+        let mut tail_a: Vec<&Jet> = mixed[3 * shortest..].iter().filter(|j| ja[shortest..].contains(j)).collect();
+        tail_a.dedup();
+        assert_eq!(tail_a.len(), ja.len() - shortest);
     }
 
     #[test]
