@@ -10,7 +10,7 @@ JETTAG_DATA ?= $(abspath ../shared/data)
 export JETTAG_DATA
 CARGO ?= cargo
 
-.PHONY: all build serve test venv fixtures bench clean-venv
+.PHONY: all build serve test venv fixtures bench check-cuda clean-venv
 
 all: build
 
@@ -56,6 +56,11 @@ bench: venv
 	$(CARGO) build --release -p jettag -p jettag-loadtest
 	$(PY) loadtest/bench.py --jettag target/release/jettag --loadtest target/release/jettag-loadtest \
 		--models models --out BENCHMARKS.md $(BENCH_ARGS)
+
+# The GPU training build (burn-cuda) compiles without a GPU or CUDA toolkit; CI builds the CPU
+# backend only, so check this one by hand when touching the training crate.
+check-cuda:
+	$(CARGO) check -p jettag-train --features cuda --bins
 
 clean-venv:
 	rm -rf $(VENV)

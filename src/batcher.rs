@@ -34,6 +34,10 @@ pub struct BatcherConfig {
 pub enum BatchError {
     #[error("queue full: {queued} jets queued, capacity {capacity}, this request needs {requested}")]
     QueueFull { requested: usize, queued: usize, capacity: usize },
+    /// More jets than the whole queue holds: no retry can succeed, so this is the caller's
+    /// error (INVALID_ARGUMENT), not back-pressure (RESOURCE_EXHAUSTED).
+    #[error("jets: {requested} jets in one request, more than the server's queue capacity of {capacity}; split the request")]
+    TooLarge { requested: usize, capacity: usize },
     #[error("the request's deadline passed before its jets were computed")]
     DeadlineExceeded,
     #[error("the model is shutting down")]
@@ -199,6 +203,9 @@ impl Batcher {
             return Err(BatchError::Closed);
         }
         let capacity = self.shared.cfg.queue_capacity;
+        if n > capacity {
+            return Err(BatchError::TooLarge { requested: n, capacity });
+        }
         if q.jets + n > capacity {
             return Err(BatchError::QueueFull { requested: n, queued: q.jets, capacity });
         }

@@ -85,6 +85,7 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 fn batch_status(e: BatchError) -> Status {
     match e {
         BatchError::QueueFull { .. } => Status::resource_exhausted(e.to_string()),
+        BatchError::TooLarge { .. } => Status::invalid_argument(e.to_string()),
         BatchError::DeadlineExceeded => Status::deadline_exceeded(e.to_string()),
         BatchError::Closed => Status::unavailable(e.to_string()),
         BatchError::Compute(_) => Status::internal(e.to_string()),

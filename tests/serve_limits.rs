@@ -44,9 +44,11 @@ async fn full_queue_is_refused_at_once() {
     assert!(status.message().contains("queue full") && status.message().contains("capacity 4"), "{}", status.message());
     // Refused while the first request is still waiting: the refusal did not wait for room.
     assert!(futures::poll!(&mut first).is_pending(), "the first request finished before the refusal");
-    // A request larger than the whole queue is refused too.
+    // A request larger than the whole queue can never fit: the caller's error, not back-pressure.
     let five: Vec<&Jet> = jets.iter().take(5).collect();
-    assert_eq!(client.tag(tag_request(&five)).await.unwrap_err().code(), Code::ResourceExhausted);
+    let status = client.tag(tag_request(&five)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("5 jets") && status.message().contains("queue capacity of 4"), "{}", status.message());
     // One jet still fits and is merged into the first request's batch.
     let one = client.tag(tag_request(&[&jets[5]])).await.expect("fits");
     assert_eq!(one.into_inner().n_jets, 1);
@@ -54,7 +56,8 @@ async fn full_queue_is_refused_at_once() {
     assert_eq!(first.into_inner().n_jets, 3);
 
     let m = server.metrics();
-    assert_eq!(metric(&m, r#"jettag_requests_total{code="RESOURCE_EXHAUSTED",method="Tag",model="tiny-top"}"#), Some(2.0));
+    assert_eq!(metric(&m, r#"jettag_requests_total{code="RESOURCE_EXHAUSTED",method="Tag",model="tiny-top"}"#), Some(1.0));
+    assert_eq!(metric(&m, r#"jettag_requests_total{code="INVALID_ARGUMENT",method="Tag",model="tiny-top"}"#), Some(1.0));
     assert_eq!(metric(&m, r#"jettag_jets_total{model="tiny-top"}"#), Some(4.0), "refused jets are not computed");
     assert_eq!(metric(&m, r#"jettag_batch_jets_count{model="tiny-top"}"#), Some(1.0), "one merged batch");
 }

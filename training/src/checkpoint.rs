@@ -5,6 +5,7 @@
 //! DIR/encoder.mpk                 final target (EMA) encoder: the pre-trained backbone
 //! DIR/metrics.jsonl               one JSON object per step
 //! DIR/loss.png                    loss curve
+//! DIR/summary.json                steps, epochs, seconds and jets/s of the last invocation
 //! DIR/checkpoints/epoch-NNNN/     after each epoch: jepa.mpk (context encoder + predictor),
 //!                                 target.mpk (EMA encoder), optimizer.mpk (AdamW moments),
 //!                                 state.json (epochs done, step)

@@ -100,6 +100,9 @@ pub struct RunOptions {
     pub max_steps: Option<usize>,
 }
 
+/// `DIR/summary.json`: steps, epochs, wall time and throughput of the last invocation.
+pub const SUMMARY_FILE: &str = "summary.json";
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -454,6 +457,19 @@ pub fn train<B: AutodiffBackend>(
     bar.finish_and_clear();
     checkpoint::save_record::<B::InnerBackend, _>(trainer.target.clone().into_record(), &out.join(checkpoint::ENCODER_FILE))?;
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    // Timing and sizes for model cards and reports (this invocation only, when resumed).
+    let run_summary = serde_json::json!({
+        "steps": state.step,
+        "epochs": state.epoch,
+        "jets_seen": jets_seen,
+        "seconds": elapsed,
+        "jets_per_second": jets_seen as f64 / elapsed,
+        "encoder_params": encoder_params,
+        "predictor_params": predictor_params,
+        "skipped_invalid": skipped.invalid,
+        "skipped_too_small": skipped.too_small,
+    });
+    checkpoint::write_json(&out.join(SUMMARY_FILE), &run_summary)?;
     Ok(PretrainSummary {
         steps: state.step,
         epochs: state.epoch,

@@ -96,6 +96,9 @@ fn tiny_pretraining_lowers_the_loss_without_collapse() {
     }
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count();
     assert_eq!(lines, 300);
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((run["steps"].as_u64(), run["epochs"].as_u64(), run["jets_seen"].as_u64()), (Some(300), Some(epochs as u64), Some(r.iter().map(|x| x.jets as u64).sum())));
+    assert!(run["seconds"].as_f64().unwrap() > 0.0 && run["encoder_params"].as_u64() == Some(summary.encoder_params as u64));
     let kept: Vec<usize> = checkpoint::list_checkpoints(&out).unwrap().into_iter().map(|(e, _)| e).collect();
     assert_eq!(kept, vec![epochs - 1, epochs], "two newest epoch checkpoints are kept");
 
