@@ -350,7 +350,7 @@ def report(res, bench):
                  f"{fmt(w['jets_per_s'], 0)} | {fmt(w['latency']['p50_ms'], 3)} | {fmt(w['latency']['p99_ms'], 3)} |")
     L += ["", "The server can exceed the *with preprocessing* figure: it tokenizes the next requests while ONNX "
           "Runtime computes the current batch, where the direct loop does one after the other. *Inference only* is the "
-          "hard limit; the gap to it is preprocessing (tokenization), which a tiny model leaves as the dominant cost.",
+          "hard limit; the gap to it is the CPU time that preprocessing (tokenization) and gRPC transport take from the same cores (see \"Where jettag's time goes\" below).",
           "", f"Command: `{cmd['direct']}`", ""]
 
     L += ["## 64-jet requests, closed loop", "",
