@@ -3,7 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The ONNX Runtime shared library comes from the onnxruntime wheel (ort uses load-dynamic).
-ORT_DYLIB_PATH = $(abspath $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*)))
+# Looked up with the shell each time a recipe runs, not with $(wildcard): make caches directory
+# listings, so on a fresh clone, where the venv is created by this same make run, $(wildcard)
+# would still see no library and export an empty path.
+ORT_DYLIB_PATH = $(shell ls -d $(abspath $(VENV))/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n 1)
 export ORT_DYLIB_PATH
 # Larger test data (read in place, never copied); tests that need it skip with a message when absent.
 JETTAG_DATA ?= $(abspath ../shared/data)
@@ -38,6 +41,7 @@ serve: venv
 	$(CARGO) run --release -p jettag -- serve --models models
 
 test: venv
+	@test -n "$(ORT_DYLIB_PATH)" || { echo "no libonnxruntime.so in $(VENV) (pip install onnxruntime failed?)"; exit 1; }
 	@echo "ORT_DYLIB_PATH=$(ORT_DYLIB_PATH)"
 	@echo "JETTAG_DATA=$(JETTAG_DATA)"
 	@# promtool (Debian package prometheus) checks the server's /metrics in tests/serve_e2e.rs.

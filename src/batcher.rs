@@ -544,6 +544,9 @@ mod tests {
         assert_eq!(b.submit(jets(3..6), None).unwrap_err(), BatchError::QueueFull { requested: 3, queued: 3, capacity: 5 });
         assert!(b.has_room(2).is_ok());
         assert!(b.has_room(3).is_err());
+        // More than the whole queue can never fit: a different error, whatever is queued.
+        assert_eq!(b.has_room(6).unwrap_err(), BatchError::TooLarge { requested: 6, capacity: 5 });
+        assert_eq!(b.submit(jets(0..6), None).unwrap_err(), BatchError::TooLarge { requested: 6, capacity: 5 });
         b.close();
         assert_eq!(b.submit(jets(0..1), None).unwrap_err(), BatchError::Closed);
     }

@@ -107,21 +107,11 @@ async fn grace_period_bounds_the_drain() {
 #[test]
 fn sigterm_during_start_up_is_a_clean_exit() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     // The server logs its effective configuration before it loads and warms up the models; a
     // SIGTERM sent right then must not kill it by the default action (no exit code) but end
     // it cleanly once start-up is done.
-    let mut child = Command::new(binary())
-        .arg("serve")
-        .arg("--models")
-        .arg(models_dir())
-        .args(["--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--device", "cpu"])
-        .env("ORT_DYLIB_PATH", ort_lib())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting jettag serve");
+    let mut child = serve_command(&models_dir(), &[]).spawn().expect("starting jettag serve");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = String::new();
     for line in lines.by_ref() {

@@ -53,6 +53,21 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_jettag")
 }
 
+/// `jettag serve` on free loopback ports (logged), CPU only, stderr piped for its log.
+pub fn serve_command(models: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.arg("serve")
+        .arg("--models")
+        .arg(models)
+        .args(["--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--device", "cpu"])
+        .args(extra)
+        .env("ORT_DYLIB_PATH", ort_lib())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// A running `jettag serve`, killed on drop if still running.
 pub struct Server {
     child: Child,
@@ -69,18 +84,7 @@ impl Server {
     }
 
     pub fn start_with(models: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(binary())
-            .arg("serve")
-            .arg("--models")
-            .arg(models)
-            .args(["--host", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--device", "cpu"])
-            .args(extra)
-            .env("ORT_DYLIB_PATH", ort_lib())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting jettag serve");
+        let mut child = serve_command(models, extra).spawn().expect("starting jettag serve");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
