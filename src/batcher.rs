@@ -262,6 +262,13 @@ impl Batcher {
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
         self.shared.notify.notify_one();
     }
+
+    /// Like [`Self::close`], but queued jets are failed with [`BatchError::Closed`] instead of
+    /// computed: what shutdown does once the grace period is over, so that abandoned callers
+    /// get a definite error rather than a result that races the process exit.
+    pub fn abort(&self) {
+        fail_queued(&self.shared, BatchError::Closed);
+    }
 }
 
 async fn batching_loop(shared: Arc<Shared>, pool: Arc<SessionPool>, workers: Arc<Semaphore>) {
@@ -315,17 +322,24 @@ async fn batching_loop(shared: Arc<Shared>, pool: Arc<SessionPool>, workers: Arc
             // their reply channel close. Fail everything still queued and refuse new work, so
             // no caller waits for an answer that cannot come.
             tracing::error!(model = %shared.model, "worker pool stopped; failing queued work");
-            let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.closed = true;
-            let n = q.jets;
-            for entry in q.entries.drain(..) {
-                entry.pending.fail(BatchError::Compute("the model's worker pool stopped".into()));
-            }
-            q.jets = 0;
-            shared.metrics.queue_jets.with_label_values(&[&shared.model]).sub(n as i64);
+            fail_queued(&shared, BatchError::Compute("the model's worker pool stopped".into()));
             return;
         }
     }
+}
+
+/// Closes the queue and fails every entry still in it with `error`: nothing queued is computed
+/// any more and new work is refused.
+fn fail_queued(shared: &Shared, error: BatchError) {
+    let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+    q.closed = true;
+    let n = q.jets;
+    for entry in q.entries.drain(..) {
+        entry.pending.fail(error.clone());
+    }
+    q.jets = 0;
+    shared.metrics.queue_jets.with_label_values(&[&shared.model]).sub(n as i64);
+    shared.notify.notify_one();
 }
 
 /// Removes every queued entry whose caller left or whose deadline passed (anywhere in the
@@ -535,6 +549,19 @@ mod tests {
         // Live work is never purged: the queue is really full now.
         assert_eq!(b.submit(jets(9..10), None).unwrap_err(), BatchError::QueueFull { requested: 1, queued: 5, capacity: 5 });
         assert!(batches.lock().unwrap().is_empty(), "nothing computed yet");
+    }
+
+    #[tokio::test]
+    async fn abort_fails_queued_work_instead_of_computing_it() {
+        let (b, batches, metrics) = start(64, Duration::from_secs(600), 100);
+        let queued = b.submit(jets(0..3), None).unwrap();
+        b.abort();
+        assert_eq!(queued.await.unwrap(), Err(BatchError::Closed));
+        assert_eq!(b.submit(jets(3..4), None).unwrap_err(), BatchError::Closed);
+        assert_eq!(b.queued_jets(), 0);
+        assert_eq!(metrics.queue_jets.with_label_values(&["echo"]).get(), 0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(batches.lock().unwrap().is_empty(), "aborted jets were computed");
     }
 
     #[tokio::test]

@@ -167,6 +167,14 @@ pub async fn serve(cfg: ServeConfig) -> Result<Outcome, ServeError> {
     );
     let drained = lifecycle.wait_idle(cfg.grace_period).await;
     let outcome = if drained { Outcome::Drained } else { Outcome::GraceExceeded { inflight: lifecycle.inflight() } };
+    for model in state.models.all() {
+        match outcome {
+            Outcome::Drained => model.batcher.close(),
+            // Past the grace period queued work is abandoned, not computed: its callers get
+            // UNAVAILABLE now, before the connections close.
+            Outcome::GraceExceeded { .. } => model.batcher.abort(),
+        }
+    }
     let _ = stop_tx.send(true);
     // Idle connections close at once; long-lived streams (health Watch) are cut after a moment.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -174,9 +182,6 @@ pub async fn serve(cfg: ServeConfig) -> Result<Outcome, ServeError> {
         let _ = (&mut http_task).await;
     })
     .await;
-    for model in state.models.all() {
-        model.batcher.close();
-    }
     match outcome {
         Outcome::Drained => tracing::info!("drained; exiting"),
         Outcome::GraceExceeded { inflight } => {

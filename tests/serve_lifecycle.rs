@@ -101,6 +101,8 @@ async fn grace_period_bounds_the_drain() {
     let status = server.wait_exit(Duration::from_secs(15));
     assert_eq!(status.code(), Some(1), "exit 1 when the grace period ends with work in flight");
     assert!(server.log().contains("grace period over"), "{}", server.log());
+    // Queued work is failed (UNAVAILABLE) when the grace period ends, not computed: an error,
+    // never a result that races the exit.
     assert!(stuck.await.unwrap().is_err(), "the abandoned request gets an error, not a result");
 }
 

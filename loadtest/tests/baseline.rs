@@ -48,8 +48,8 @@ async fn python_baseline_matches_core_and_onnx_runtime() {
         eprintln!("SKIP: {} with grpcio, onnxruntime, uproot is needed (make venv)", python.display());
         return;
     }
-    let Some(ort_lib) = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from) else {
-        eprintln!("SKIP: ORT_DYLIB_PATH is not set (the Makefile sets it)");
+    let Some(ort_lib) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()).map(PathBuf::from) else {
+        eprintln!("SKIP: ORT_DYLIB_PATH is not set or empty (the Makefile sets it)");
         return;
     };
     let model_dir = root.join("tests/fixtures/models/tiny-top");

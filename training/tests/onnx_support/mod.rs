@@ -52,10 +52,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The ONNX Runtime library: `ORT_DYLIB_PATH` if set (the Makefile sets it), else the
-/// onnxruntime wheel in the workspace's `.venv`.
+/// The ONNX Runtime library: `ORT_DYLIB_PATH` if set and not empty (the Makefile sets it), else
+/// the onnxruntime wheel in the workspace's `.venv`.
 fn ort_library() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         assert!(
             path.is_file(),
