@@ -189,13 +189,10 @@ impl Batcher {
     /// any more (caller gone, deadline passed), which otherwise holds its place until a worker
     /// frees up, so that live callers are not refused because of dead jets.
     fn room_after_purge(&self, q: &mut Queue, n: usize) -> Result<(), BatchError> {
-        if let Err(e) = self.room(q, n) {
-            if matches!(e, BatchError::QueueFull { .. }) && purge_dead(&self.shared, q, Instant::now()) > 0 {
-                return self.room(q, n);
-            }
-            return Err(e);
+        match self.room(q, n) {
+            Err(BatchError::QueueFull { .. }) if purge_dead(&self.shared, q, Instant::now()) > 0 => self.room(q, n),
+            checked => checked,
         }
-        Ok(())
     }
 
     fn room(&self, q: &Queue, n: usize) -> Result<(), BatchError> {

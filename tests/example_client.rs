@@ -9,8 +9,7 @@ use std::process::Command;
 use common::*;
 
 fn data_dir() -> Option<PathBuf> {
-    let base = std::env::var("JETTAG_DATA").map(PathBuf::from).unwrap_or_else(|_| root().join("../shared/data"));
-    let dir = base.join("toptag");
+    let dir = data_root().join("toptag");
     dir.join("top_test.root").is_file().then_some(dir)
 }
 

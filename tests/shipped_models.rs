@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use common::*;
 use jettag::proto::v1::{EmbedRequest, TagRequest};
 use jettag::repository::{parse_manifest, ModelManifest};
-use jettag_core::{Jet, JetReader, LabelSet, ReaderConfig};
+use jettag_core::{Jet, LabelSet};
 
 fn shipped() -> PathBuf {
     root().join("models")
@@ -27,7 +27,7 @@ fn manifest(name: &str) -> ModelManifest {
 
 /// The shared data set, or `None` (with a message) when this checkout has none.
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("JETTAG_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
+    let dir = data_root();
     if dir.join("toptag/top_test.root").is_file() && dir.join("qg/quark_test.root").is_file() {
         Some(dir)
     } else {
@@ -66,15 +66,6 @@ fn binary_metrics(probs: &[Vec<f32>], labels: &[usize]) -> (f64, f64) {
     let scores: Vec<f32> = probs.iter().map(|p| p[1]).collect();
     let signal: Vec<bool> = labels.iter().map(|&l| l == 1).collect();
     (correct as f64 / labels.len() as f64, auc(&scores, &signal))
-}
-
-fn read_jets(files: &[PathBuf], labels: &LabelSet) -> Vec<Jet> {
-    let mut jets = Vec::new();
-    for f in files {
-        let reader = JetReader::open(f, ReaderConfig { labels: Some(labels.clone()), chunk_size: 2048 }).unwrap();
-        jets.extend(reader.flat_map(|c| c.unwrap().jets));
-    }
-    jets
 }
 
 /// The two shipped classifiers with their test files (background first, as in training).

@@ -201,14 +201,26 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The shared data set: `$JETTAG_DATA`, else `../shared/data` beside the checkout (it may not
+/// exist; callers check for the files they need and skip without them).
+pub fn data_root() -> PathBuf {
+    std::env::var_os("JETTAG_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"))
+}
+
+/// Every jet of `files`, in order, with the labels of `labels`.
+pub fn read_jets(files: &[PathBuf], labels: &LabelSet) -> Vec<Jet> {
+    let mut jets = Vec::new();
+    for f in files {
+        let reader = JetReader::open(f, ReaderConfig { labels: Some(labels.clone()), chunk_size: 2048 })
+            .unwrap_or_else(|e| panic!("reading {}: {e}", f.display()));
+        jets.extend(reader.flat_map(|c| c.expect("chunk").jets));
+    }
+    jets
+}
+
 /// The jets of the committed top-tagging fixture, with labels (0 = QCD, 1 = top).
 pub fn fixture_jets() -> Vec<Jet> {
-    let reader = JetReader::open(
-        toptag_fixture(),
-        ReaderConfig { labels: Some(LabelSet::toptag()), chunk_size: 1000 },
-    )
-    .expect("reading tests/fixtures/toptag_small.root");
-    reader.flat_map(|c| c.expect("fixture chunk").jets).collect()
+    read_jets(&[toptag_fixture()], &LabelSet::toptag())
 }
 
 /// Columnar request for the given jets.
